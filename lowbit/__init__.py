@@ -1,0 +1,22 @@
+"""lowbit: bit-exact emulation, cost and design-space exploration of low-bit number formats."""
+
+from . import formats, simulator
+from .formats import FloatFormat, IntFormat, get_format
+from .simulator import Encoded, Rounding, bits_per_element, decode, encode, quantize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Encoded",
+    "FloatFormat",
+    "IntFormat",
+    "Rounding",
+    "__version__",
+    "bits_per_element",
+    "decode",
+    "encode",
+    "formats",
+    "get_format",
+    "quantize",
+    "simulator",
+]

@@ -1,0 +1,62 @@
+"""The `lowbit` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .formats import catalog, get_format
+
+
+def _fmt_number(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def format_table(names: list[str] | None = None) -> str:
+    """A plain-text table of formats: bits, range and storage cost."""
+    header = ("name", "bits", "max", "min normal", "min subnormal", "bits/elem", "semantics")
+    rows = [header]
+    for name in names or list(catalog):
+        spec = get_format(name)
+        rows.append(
+            (
+                name,
+                str(spec.bits),
+                _fmt_number(spec.max),
+                _fmt_number(spec.min_normal),
+                _fmt_number(spec.min_subnormal),
+                f"{float(spec.bits):g}",
+                spec.describe(),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cmd_formats(args: argparse.Namespace) -> int:
+    print(format_table(args.names or None))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lowbit", description="Low-bit number formats: emulation and exploration.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmts = sub.add_parser("formats", help="print the catalog of formats (or the named ones)")
+    fmts.add_argument("names", nargs="*", help="format names or eXmY / intN specs (default: the whole catalog)")
+    fmts.set_defaults(func=_cmd_formats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError) as err:
+        print(f"lowbit: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

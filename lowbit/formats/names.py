@@ -1,0 +1,69 @@
+"""Turning a user's format name or spec into a spec object (the one place strings are parsed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+
+from .catalog import ALIASES, catalog
+from .spec import ElementFormat, FloatFormat, IntFormat
+
+_FLOAT_NAME = re.compile(r"^(u?)e(\d+)m(\d+)$")
+_INT_NAME = re.compile(r"^(u?)int(\d+)$")
+
+
+def known_names() -> list[str]:
+    """Every name `get_format` accepts literally (catalog names and aliases)."""
+    return sorted([*catalog, *ALIASES])
+
+
+def _unknown(name: str) -> ValueError:
+    close = difflib.get_close_matches(name, known_names(), n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return ValueError(f"format: unknown name {name!r}{hint} Any 'eXmY', 'ueXmY', 'intN' or 'uintN' is also accepted.")
+
+
+def _parse_generic(name: str, options: dict) -> ElementFormat | None:
+    m = _FLOAT_NAME.match(name)
+    if m:
+        kwargs = {"signed": not m.group(1), "specials": "none", **options}
+        return FloatFormat(int(m.group(2)), int(m.group(3)), name=name, **kwargs)
+    m = _INT_NAME.match(name)
+    if m:
+        return IntFormat(int(m.group(2)), signed=not m.group(1), name=name, **options)
+    return None
+
+
+def get_format(fmt: str | ElementFormat, **options) -> ElementFormat:
+    """Return the frozen spec for a format name or spec.
+
+    fmt: a catalog name ("float8_e4m3fn"), an alias ("fp8_e4m3"), any "eXmY" / "ueXmY"
+    minifloat (default: bias 2^(X-1)-1, subnormals, every code finite, saturating), any
+    "intN" / "uintN", or a spec object. Keyword options replace spec fields (bias, subnormals,
+    specials, overflow, signed, ties for floats; signed, symmetric for integers).
+    """
+    if isinstance(fmt, (FloatFormat, IntFormat)):
+        spec = fmt
+    elif isinstance(fmt, str):
+        key = fmt.strip().lower()
+        key = ALIASES.get(key, key)
+        if key in catalog:
+            spec = catalog[key]
+        else:
+            try:
+                spec = _parse_generic(key, options)
+            except TypeError as err:
+                raise TypeError(f"format {fmt!r}: {err}") from None
+            if spec is None:
+                raise _unknown(fmt)
+            return spec
+    else:
+        raise TypeError(f"format must be a name or a format spec, got {type(fmt).__name__}")
+    if not options:
+        return spec
+    valid = {f.name for f in dataclasses.fields(spec)} - {"name"}
+    bad = sorted(set(options) - valid)
+    if bad:
+        raise TypeError(f"format {fmt!r}: unknown option(s) {bad}; valid options are {sorted(valid)}")
+    return dataclasses.replace(spec, name=None, **options)

@@ -1,0 +1,20 @@
+"""Bit-exact emulation: Numba kernels (one source, CPU and CUDA), packing, and the reference oracle."""
+
+from .elements import Encoded, Target, bits_per_element, decode, encode, quantize
+from .packing import BitOrder, pack_codes, unpack_codes
+from .params import NanPolicy
+from .rounding import Rounding
+
+__all__ = [
+    "BitOrder",
+    "Encoded",
+    "NanPolicy",
+    "Rounding",
+    "Target",
+    "bits_per_element",
+    "decode",
+    "encode",
+    "pack_codes",
+    "quantize",
+    "unpack_codes",
+]

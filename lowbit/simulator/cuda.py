@@ -1,0 +1,45 @@
+"""CUDA array drivers: the same scalar kernels in grid-stride loops. Imported only when a CUDA
+target is asked for; with NUMBA_ENABLE_CUDASIM=1 they run in Numba's CUDA simulator."""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+from numba import cuda
+
+from .jit import cuda_device, cuda_kernel
+from .scalar import encode_one, make_kernels, quantize_one, retarget
+
+THREADS_PER_BLOCK = 256
+MAX_BLOCKS = 4096
+
+
+def quantize_loop(bits, in_m, in_e, p, mode, seed, table, out):
+    for i in range(cuda.grid(1), bits.size, cuda.gridsize(1)):
+        out[i] = quantize_one(int(bits[i]), i, in_m, in_e, p, mode, seed, table)
+
+
+def encode_loop(bits, in_m, in_e, p, mode, seed, out):
+    for i in range(cuda.grid(1), bits.size, cuda.gridsize(1)):
+        out[i] = encode_one(int(bits[i]), i, in_m, in_e, p, mode, seed)
+
+
+def decode_loop(codes, table, out):
+    for i in range(cuda.grid(1), codes.size, cuda.gridsize(1)):
+        out[i] = table[codes[i]]
+
+
+@functools.cache
+def cuda_drivers() -> SimpleNamespace:
+    """The drivers compiled for CUDA (built on first use)."""
+    namespace = {**make_kernels(cuda_device), **{f.__name__: f for f in (quantize_loop, encode_loop, decode_loop)}}
+    namespace["cuda"] = cuda
+    kernels = retarget((quantize_loop, encode_loop, decode_loop), cuda_kernel, namespace)
+    return SimpleNamespace(**{name.removesuffix("_loop"): fn for name, fn in kernels.items()})
+
+
+def launch(kernel, n: int):
+    """`kernel` configured for a grid-stride loop over n elements."""
+    blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK)))
+    return kernel[blocks, THREADS_PER_BLOCK]

@@ -1,0 +1,306 @@
+"""Public element-format API: quantize, encode, decode, bits_per_element.
+
+Everything a user passes is checked here, on the host, before any kernel runs; kernels only
+see validated integer views of contiguous arrays and a parameter vector.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..formats import ElementFormat, get_format
+from .packing import BitOrder, pack_codes
+from .params import NanPolicy, kernel_params
+from .rounding import Rounding
+
+_MAX_SEED = (1 << 63) - 1
+_EXACT_INT_LIMIT = 1 << 53
+
+
+class Target(enum.Enum):
+    """Where a kernel runs. AUTO: CUDA for device arrays, the CPU otherwise."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+    @classmethod
+    def parse(cls, value: Target | str | None) -> Target:
+        if value is None:
+            return cls.AUTO
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str) and value.lower() in {m.value for m in cls}:
+            return cls(value.lower())
+        raise ValueError(f"target must be one of 'auto', 'cpu', 'cuda', got {value!r}")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Codes of an encoded array.
+
+    codes:        integer codes (uint8 for formats of up to 8 bits, else uint16), shape `shape`.
+    format:       the format spec.
+    scales:       codes of the block scales (None for element formats).
+    tensor_scale: the per-tensor scale (None for element formats).
+    """
+
+    codes: np.ndarray
+    format: ElementFormat
+    shape: tuple[int, ...]
+    scales: np.ndarray | None = None
+    tensor_scale: float | None = None
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def packed(self, order: BitOrder | str = BitOrder.LSB_FIRST) -> bytes:
+        """The codes as a byte string, `format.bits` bits each, in C order.
+
+        order: LSB_FIRST (default) puts the first element in the lowest bits of the first byte
+        (for 4-bit codes: the low nibble, as OCP MX and NVFP4 do); MSB_FIRST puts it in the
+        highest bits (bitsandbytes' NF4 layout). 16-bit codes are little-endian either way.
+        """
+        return pack_codes(self.codes, self.format.bits, order).tobytes()
+
+
+def _is_device_array(x) -> bool:
+    # Numba's device arrays carry __cuda_ndarray__ (also in the CUDA simulator); other libraries'
+    # device arrays carry the CUDA array interface.
+    if isinstance(x, np.ndarray):
+        return False
+    return hasattr(x, "__cuda_array_interface__") or hasattr(x, "__cuda_ndarray__")
+
+
+def _host_float_array(x) -> np.ndarray:
+    """x as a float32 or float64 ndarray holding exactly the same values."""
+    if isinstance(x, (list, tuple)) or np.isscalar(x) or hasattr(x, "__array__"):
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as err:
+            raise TypeError(f"x: cannot convert to a numeric array ({err})") from None
+    else:
+        raise TypeError(f"x must be an array or array-like of real numbers, got {type(x).__name__}")
+    kind = arr.dtype.kind
+    if arr.dtype in (np.float32, np.float64):
+        return arr
+    if arr.dtype == np.float16:
+        return arr.astype(np.float32)
+    if kind in "iu":
+        if arr.dtype.itemsize >= 8 and arr.size and np.abs(arr).max() > _EXACT_INT_LIMIT:
+            raise ValueError("x: 64-bit integers above 2^53 are not exact in float64; convert them yourself")
+        return arr.astype(np.float64)
+    if arr.dtype.type.__module__ == "ml_dtypes" and arr.dtype.itemsize <= 2:
+        # ml_dtypes' narrow types (bfloat16, float8_*, int4, ...) are exact in float32.
+        return arr.astype(np.float32)
+    raise TypeError(
+        f"x: dtype {arr.dtype} is not supported; pass float16, float32, float64 or integer data "
+        "(object, bool, complex and string arrays are refused)"
+    )
+
+
+def _bits_view(flat):
+    """Integer view of a contiguous float32/float64 array and its IEEE (mantissa, exponent) bits."""
+    if flat.dtype == np.float32:
+        return flat.view(np.int32), 23, 8
+    return flat.view(np.int64), 52, 11
+
+
+def _check_axis(axis, ndim: int) -> None:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an integer, got {axis!r}")
+    if ndim and not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for an array with {ndim} dimensions")
+
+
+def _check_seed(seed, rounding: Rounding) -> int:
+    if seed is None:
+        return secrets.randbits(63) if rounding is Rounding.STOCHASTIC else 0
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if not 0 <= seed <= _MAX_SEED:
+        raise ValueError(f"seed must be in [0, 2^63 - 1], got {seed}")
+    return int(seed)
+
+
+def _resolve_target(x, target) -> Target:
+    t = Target.parse(target)
+    if t is Target.AUTO:
+        return Target.CUDA if _is_device_array(x) else Target.CPU
+    if t is Target.CPU and _is_device_array(x):
+        raise ValueError("target='cpu' was given a CUDA device array; copy it to the host first")
+    return t
+
+
+def _cpu():
+    from .cpu import cpu_drivers
+
+    return cpu_drivers()
+
+
+def _run_cuda(kernel_name: str, n: int, inputs: tuple, out: np.ndarray) -> np.ndarray:
+    """Copy array inputs to the device, run the named CUDA driver over n elements, copy out back."""
+    from numba import cuda
+
+    from .cuda import cuda_drivers, launch
+
+    args = [cuda.to_device(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a for a in inputs]
+    d_out = cuda.device_array_like(out)
+    launch(getattr(cuda_drivers(), kernel_name), n)(*args, d_out)
+    return d_out.copy_to_host()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    fmt: ElementFormat
+    mode: Rounding
+    seed: int
+    target: Target
+
+
+def _prepare(x, fmt, axis, rounding, seed, target) -> _Prepared:
+    spec = get_format(fmt)
+    mode = Rounding.parse(rounding)
+    t = _resolve_target(x, target)
+    if not _is_device_array(x):
+        _check_axis(axis, np.ndim(x) if isinstance(x, np.ndarray) else 0)
+    return _Prepared(spec, mode, _check_seed(seed, mode), t)
+
+
+def _run_quantize(arr: np.ndarray, prep: _Prepared) -> np.ndarray:
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    out = np.empty_like(flat)
+    if flat.size == 0:
+        return out.reshape(arr.shape)
+    bits, in_m, in_e = _bits_view(flat)
+    p = kernel_params(prep.fmt)
+    table = np.asarray(prep.fmt.values, dtype=np.float64)
+    args = (in_m, in_e, p, int(prep.mode), prep.seed)
+    if prep.target is Target.CUDA:
+        out = _run_cuda("quantize", flat.size, (bits, *args, table), out)
+    else:
+        _cpu().quantize(bits, *args, table, out)
+    return out.reshape(arr.shape)
+
+
+def _run_quantize_device(x, prep: _Prepared):
+    from numba import cuda
+
+    d = x if hasattr(x, "__cuda_ndarray__") else cuda.as_cuda_array(x)
+    if d.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x: device arrays must be float32 or float64, got {d.dtype}")
+    if not d.is_c_contiguous():
+        raise ValueError("x: device arrays must be C-contiguous")
+    flat = d.reshape(d.size)
+    out = cuda.device_array(d.size, dtype=d.dtype)
+    if d.size:
+        in_m, in_e = (23, 8) if d.dtype == np.float32 else (52, 11)
+        bits = flat.view(np.int32 if d.dtype == np.float32 else np.int64)
+        table = cuda.to_device(np.asarray(prep.fmt.values, dtype=np.float64))
+        p = cuda.to_device(kernel_params(prep.fmt))
+        from .cuda import cuda_drivers, launch
+
+        launch(cuda_drivers().quantize, d.size)(bits, in_m, in_e, p, int(prep.mode), prep.seed, table, out)
+    return out.reshape(d.shape)
+
+
+def quantize(x, fmt, *, axis: int = -1, rounding: Rounding | str = "rne", seed: int | None = None, target=None):
+    """Fake-quantize: round every element of `x` to `fmt` and return the values.
+
+    x:        array-like of real numbers. float32 in gives float32 out; float64 (and integer)
+              in gives float64 out, rounded directly from float64; float16 is widened to float32.
+              A CUDA device array gives a device array.
+    fmt:      a format name or spec (see `lowbit.get_format`).
+    axis:     the block axis; element formats have no blocks and ignore it.
+    rounding: 'rne' (default), 'rtz', 'rna', 'rup', 'rdown' or 'stochastic'.
+    seed:     seed of stochastic rounding; the same seed gives the same result on every target.
+    target:   'cpu', 'cuda' or None (CUDA for device arrays, else CPU).
+
+    NaN stays NaN, also for formats without a NaN code (ml_dtypes returns a number there).
+    """
+    prep = _prepare(x, fmt, axis, rounding, seed, target)
+    if _is_device_array(x):
+        return _run_quantize_device(x, prep)
+    arr = _host_float_array(x)
+    return _run_quantize(arr, prep)
+
+
+def encode(
+    x,
+    fmt,
+    *,
+    axis: int = -1,
+    rounding: Rounding | str = "rne",
+    seed: int | None = None,
+    nan: NanPolicy | str = "raise",
+    target=None,
+) -> Encoded:
+    """Encode `x` to codes of `fmt` (same rounding as `quantize`).
+
+    nan: for a format without a NaN code, NaN input raises ValueError ('raise', default) or is
+         encoded as code 0 ('zero'). Formats with NaN encode it as their quiet NaN with the
+         input's sign.
+    """
+    prep = _prepare(x, fmt, axis, rounding, seed, target)
+    policy = NanPolicy.parse(nan)
+    if _is_device_array(x):
+        x = x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x)
+    arr = _host_float_array(x)
+    spec = prep.fmt
+    if not spec.has_nan and policy is NanPolicy.RAISE and np.isnan(arr).any():
+        raise ValueError(
+            f"x contains NaN and format {spec.name or spec!r} has no NaN code; pass nan='zero' to "
+            "encode NaN as zero, or use quantize, which keeps NaN"
+        )
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    codes = np.empty(flat.size, dtype=spec.code_dtype)
+    if flat.size:
+        bits, in_m, in_e = _bits_view(flat)
+        args = (bits, in_m, in_e, kernel_params(spec, policy), int(prep.mode), prep.seed)
+        if prep.target is Target.CUDA:
+            codes = _run_cuda("encode", flat.size, args, codes)
+        else:
+            _cpu().encode(*args, codes)
+    return Encoded(codes=codes.reshape(arr.shape), format=spec, shape=tuple(arr.shape))
+
+
+def decode(enc: Encoded | np.ndarray, fmt=None, *, dtype=np.float32, target=None) -> np.ndarray:
+    """Values of encoded data: `decode(encoded)` or `decode(codes, fmt)`.
+
+    dtype: float32 (default; exact for every catalog format) or float64 (needed only for a
+    custom format whose range reaches past float32's).
+    """
+    if isinstance(enc, Encoded):
+        if fmt is not None:
+            raise TypeError("decode: pass fmt only with raw codes; an Encoded carries its format")
+        codes, spec = enc.codes, enc.format
+    else:
+        if fmt is None:
+            raise TypeError("decode: raw codes need fmt, e.g. decode(codes, 'float8_e4m3fn')")
+        codes, spec = np.asarray(enc), get_format(fmt)
+    out_dtype = np.dtype(dtype)
+    if out_dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {out_dtype}")
+    if codes.dtype.kind not in "iu":
+        raise TypeError(f"codes must be an integer array, got dtype {codes.dtype}")
+    if codes.size and (codes.min() < 0 or codes.max() >= spec.n_codes):
+        raise ValueError(f"codes must lie in [0, {spec.n_codes - 1}] for a {spec.bits}-bit format")
+    flat = np.ascontiguousarray(codes).reshape(-1).astype(np.int64)
+    out = np.empty(flat.size, dtype=out_dtype)
+    if flat.size:
+        table = np.asarray(spec.values, dtype=np.float64)
+        if Target.parse(target) is Target.CUDA:
+            out = _run_cuda("decode", flat.size, (flat, table), out)
+        else:
+            _cpu().decode(flat, table, out)
+    return out.reshape(codes.shape)
+
+
+def bits_per_element(fmt, block_elems: int | None = None) -> float:
+    """Storage in bits per element, scales included (an element format has none)."""
+    spec = get_format(fmt)
+    if block_elems is not None:
+        raise ValueError(f"block_elems applies to block-scaled formats; {spec.name or spec!r} is an element format")
+    return float(spec.bits)

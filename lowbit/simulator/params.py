@@ -1,0 +1,107 @@
+"""Host side: a format spec becomes the int64 parameter vector the kernels read.
+
+The kernels see formats only through this vector, so one compiled kernel serves every format.
+Index names are module constants, which Numba folds into the compiled code.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from ..formats import FloatFormat, IntFormat, Overflow, Ties
+from .scalar import (
+    OVERFLOW_INF,
+    OVERFLOW_NAN,
+    OVERFLOW_SATURATE,
+    P_C,
+    P_COUNT,
+    P_E_OVER,
+    P_EMIN,
+    P_HAS_ZERO,
+    P_INF,
+    P_IS_INT,
+    P_M,
+    P_MASK,
+    P_MAXMAG,
+    P_NAN_NEG,
+    P_NAN_POS,
+    P_NEG_UNSIGNED,
+    P_NEGMAX,
+    P_NEGZERO,
+    P_OVERFLOW,
+    P_SIGN_SHIFT,
+    P_TIES_AWAY,
+    P_ZERO_NEG,
+    P_ZERO_POS,
+)
+
+_OVERFLOW_CODES = {Overflow.SATURATE: OVERFLOW_SATURATE, Overflow.INF: OVERFLOW_INF, Overflow.NAN: OVERFLOW_NAN}
+
+
+class NanPolicy(enum.Enum):
+    """What `encode` does with NaN input for a format that has no NaN code."""
+
+    RAISE = "raise"
+    ZERO = "zero"
+
+    @classmethod
+    def parse(cls, value: NanPolicy | str) -> NanPolicy:
+        if isinstance(value, cls):
+            return value
+        for member in cls:
+            if isinstance(value, str) and value.lower() == member.value:
+                return member
+        raise ValueError(f"nan must be 'raise' or 'zero', got {value!r}")
+
+
+def _float_params(fmt: FloatFormat, p: np.ndarray) -> None:
+    p[P_M] = fmt.man_bits
+    p[P_EMIN] = fmt.emin
+    p[P_C] = 0 if fmt.subnormals else 1 << fmt.man_bits
+    p[P_E_OVER] = fmt.emax + 1
+    p[P_MAXMAG] = fmt.max_code
+    p[P_SIGN_SHIFT] = fmt.sign_shift
+    p[P_INF] = -1 if fmt.inf_code is None else fmt.inf_code
+    p[P_OVERFLOW] = _OVERFLOW_CODES[fmt.overflow]
+    p[P_TIES_AWAY] = fmt.ties is Ties.AWAY
+    p[P_NEGZERO] = fmt.has_negative_zero
+    p[P_HAS_ZERO] = fmt.has_zero
+    nan_pos = fmt.nan_code(False)
+    sign = (1 << fmt.sign_shift) if fmt.signed else 0
+    if fmt.has_zero:
+        p[P_ZERO_POS], p[P_ZERO_NEG] = 0, sign if fmt.has_negative_zero else 0
+    elif nan_pos is not None:
+        p[P_ZERO_POS] = p[P_ZERO_NEG] = nan_pos
+    else:  # neither zero nor NaN: zero goes to the smallest value of its sign
+        p[P_ZERO_POS], p[P_ZERO_NEG] = 0, sign
+    # An unsigned format has no negative values: NaN where it can say so, else its smallest value.
+    p[P_NEG_UNSIGNED] = 0 if nan_pos is None else nan_pos
+    if nan_pos is not None:
+        p[P_NAN_POS], p[P_NAN_NEG] = nan_pos, fmt.nan_code(True)
+
+
+def _int_params(fmt: IntFormat, p: np.ndarray) -> None:
+    p[P_IS_INT] = 1
+    # Quantum 2^0: put the "normal" range above every input the kernel rounds.
+    p[P_M] = p[P_EMIN] = p[P_E_OVER] = fmt.bits
+    p[P_MAXMAG] = fmt.max
+    p[P_NEGMAX] = -fmt.min
+    p[P_MASK] = fmt.n_codes - 1
+    p[P_INF] = -1
+
+
+def kernel_params(fmt: FloatFormat | IntFormat, nan: NanPolicy = NanPolicy.RAISE) -> np.ndarray:
+    """The parameter vector of `fmt`.
+
+    NaN input maps to the format's NaN code; for a format without one it maps to -1 (quantize
+    writes NaN, encode has already refused on the host) or, with NanPolicy.ZERO, to code 0.
+    """
+    p = np.zeros(P_COUNT, dtype=np.int64)
+    p[P_NAN_POS] = p[P_NAN_NEG] = 0 if nan is NanPolicy.ZERO else -1
+    if isinstance(fmt, IntFormat):
+        _int_params(fmt, p)
+    else:
+        _float_params(fmt, p)
+    return p

@@ -1,0 +1,20 @@
+import subprocess
+import sys
+
+from lowbit.cli import format_table, main
+
+
+def test_catalog_table_lists_every_format_with_hand_checked_rows(capsys):
+    assert main(["formats"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert len(rows) == 19
+    assert rows["float8_e4m3fn"][1:6] == ["8", "448", "0.015625", "0.00195312", "8"]
+    assert rows["float4_e2m1fn"][1:6] == ["4", "6", "1", "0.5", "4"]
+    assert rows["int4"][1:3] == ["4", "7"]
+
+
+def test_named_formats_and_bad_name():
+    assert "e3m2" in format_table(["e3m2"])
+    proc = subprocess.run([sys.executable, "-m", "lowbit.cli", "formats", "fp5"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown name 'fp5'" in proc.stderr
