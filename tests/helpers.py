@@ -47,7 +47,7 @@ def grid_inputs(fmt) -> np.ndarray:
     overflow starts), one float32 ulp either side of each midpoint, and the specials."""
     vals = np.unique(fmt.values[np.isfinite(fmt.values)])
     top = vals[-1]
-    step = 2.0 ** (np.floor(np.log2(top)) - getattr(fmt, "man_bits", 0))
+    step = 1.0 if isinstance(fmt, IntFormat) else 2.0 ** (np.floor(np.log2(top)) - fmt.man_bits)
     ext = np.concatenate([-(top + step)[None], vals, (top + step)[None]])
     mids = ((ext[1:] + ext[:-1]) / 2).astype(np.float32)
     around = np.concatenate([np.nextafter(mids, np.float32(-np.inf)), np.nextafter(mids, np.float32(np.inf))])
