@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from numba import cuda
 
 from .jit import cuda_device, cuda_kernel
-from .scalar import encode_one, make_kernels, quantize_one, retarget
+from .scalar import encode_one, fast_tuple, make_kernels, quantize_fast, quantize_one, retarget
 
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 4096
@@ -25,17 +25,26 @@ def encode_loop(bits, in_m, in_e, p, mode, seed, out):
         out[i] = encode_one(int(bits[i]), i, in_m, in_e, p, mode, seed)
 
 
+def quantize_fast_loop(x, f, out):
+    q = fast_tuple(f)
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        out[i] = quantize_fast(x[i], q)
+
+
 def decode_loop(codes, table, out):
     for i in range(cuda.grid(1), codes.size, cuda.gridsize(1)):
         out[i] = table[codes[i]]
 
 
+LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop)
+
+
 @functools.cache
 def cuda_drivers() -> SimpleNamespace:
     """The drivers compiled for CUDA (built on first use)."""
-    namespace = {**make_kernels(cuda_device), **{f.__name__: f for f in (quantize_loop, encode_loop, decode_loop)}}
+    namespace = {**make_kernels(cuda_device), **{f.__name__: f for f in LOOPS}}
     namespace["cuda"] = cuda
-    kernels = retarget((quantize_loop, encode_loop, decode_loop), cuda_kernel, namespace)
+    kernels = retarget(LOOPS, cuda_kernel, namespace)
     return SimpleNamespace(**{name.removesuffix("_loop"): fn for name, fn in kernels.items()})
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..formats import ElementFormat, get_format
+from ..formats import ElementFormat, IntFormat, get_format
 from .packing import BitOrder, pack_codes
-from .params import NanPolicy, kernel_params
+from .params import NanPolicy, fast_params, kernel_params
 from .rounding import Rounding
 
 _MAX_SEED = (1 << 63) - 1
@@ -169,10 +169,24 @@ def _prepare(x, fmt, axis, rounding, seed, target) -> _Prepared:
     return _Prepared(spec, mode, _check_seed(seed, mode), t)
 
 
+def _fast(flat: np.ndarray, prep: _Prepared, for_encode: bool) -> np.ndarray | None:
+    """Parameters of the vectorized float32 round-to-nearest-even path, when it applies."""
+    if flat.dtype != np.float32 or prep.mode is not Rounding.RNE:
+        return None
+    return fast_params(prep.fmt, for_encode)
+
+
 def _run_quantize(arr: np.ndarray, prep: _Prepared) -> np.ndarray:
     flat = np.ascontiguousarray(arr).reshape(-1)
     out = np.empty_like(flat)
     if flat.size == 0:
+        return out.reshape(arr.shape)
+    fast = _fast(flat, prep, for_encode=False)
+    if fast is not None:
+        if prep.target is Target.CUDA:
+            return _run_cuda("quantize_fast", flat.size, (flat, fast), out).reshape(arr.shape)
+        quantize_cpu = _cpu().quantize_int if isinstance(prep.fmt, IntFormat) else _cpu().quantize_float
+        quantize_cpu(flat, fast, out)
         return out.reshape(arr.shape)
     bits, in_m, in_e = _bits_view(flat)
     p = kernel_params(prep.fmt)
@@ -195,7 +209,12 @@ def _run_quantize_device(x, prep: _Prepared):
         raise ValueError("x: device arrays must be C-contiguous")
     flat = d.reshape(d.size)
     out = cuda.device_array(d.size, dtype=d.dtype)
-    if d.size:
+    fast = fast_params(prep.fmt, False) if d.dtype == np.float32 and prep.mode is Rounding.RNE else None
+    if d.size and fast is not None:
+        from .cuda import cuda_drivers, launch
+
+        launch(cuda_drivers().quantize_fast, d.size)(flat, cuda.to_device(fast), out)
+    elif d.size:
         in_m, in_e = (23, 8) if d.dtype == np.float32 else (52, 11)
         bits = flat.view(np.int32 if d.dtype == np.float32 else np.int64)
         table = cuda.to_device(np.asarray(prep.fmt.values, dtype=np.float64))
@@ -256,7 +275,10 @@ def encode(
         )
     flat = np.ascontiguousarray(arr).reshape(-1)
     codes = np.empty(flat.size, dtype=spec.code_dtype)
-    if flat.size:
+    fast = _fast(flat, prep, for_encode=True)
+    if flat.size and fast is not None and prep.target is Target.CPU:
+        _cpu().encode_fast(flat, fast, kernel_params(spec, policy), codes)
+    elif flat.size:
         bits, in_m, in_e = _bits_view(flat)
         args = (bits, in_m, in_e, kernel_params(spec, policy), int(prep.mode), prep.seed)
         if prep.target is Target.CUDA:

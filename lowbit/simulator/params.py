@@ -7,11 +7,25 @@ Index names are module constants, which Numba folds into the compiled code.
 from __future__ import annotations
 
 import enum
+import functools
 
 import numpy as np
 
 from ..formats import FloatFormat, IntFormat, Overflow, Ties
 from .scalar import (
+    F_COUNT,
+    F_CSUB,
+    F_HI,
+    F_INF_OUT,
+    F_IS_INT,
+    F_LO,
+    F_MAX,
+    F_MIN_NORMAL,
+    F_NAN_NEG,
+    F_NAN_POS,
+    F_NEGZERO,
+    F_OVER,
+    F_SPLIT,
     OVERFLOW_INF,
     OVERFLOW_NAN,
     OVERFLOW_SATURATE,
@@ -105,3 +119,53 @@ def kernel_params(fmt: FloatFormat | IntFormat, nan: NanPolicy = NanPolicy.RAISE
     else:
         _float_params(fmt, p)
     return p
+
+
+def _fast_eligible(fmt: FloatFormat | IntFormat) -> bool:
+    if isinstance(fmt, IntFormat):
+        return fmt.bits <= 24
+    # Every value, quantum and constant of the fast path must be a float32 normal or subnormal.
+    return (
+        fmt.signed
+        and fmt.subnormals
+        and fmt.ties is Ties.EVEN
+        and fmt.man_bits <= 23
+        and fmt.emax <= 127
+        and fmt.emin - fmt.man_bits >= -149
+    )
+
+
+@functools.cache
+def fast_params(fmt: FloatFormat | IntFormat, for_encode: bool) -> np.ndarray | None:
+    """The float32 vector of the vectorized round-to-nearest-even path, or None when `fmt` needs
+    the general integer path. For encode, NaN results keep the input's sign (the code step reads
+    it); for quantize they are the format's NaN values, as the general path returns them.
+    Cached per format: the kernels only read the array."""
+    if not _fast_eligible(fmt):
+        return None
+    f = np.zeros(F_COUNT, dtype=np.float32)
+    if isinstance(fmt, IntFormat):
+        f[F_IS_INT] = 1
+        f[F_LO], f[F_HI] = fmt.min, fmt.max
+    else:
+        m = fmt.man_bits
+        f[F_SPLIT] = 2.0 ** (23 - m) + 1
+        f[F_MIN_NORMAL] = fmt.min_normal
+        f[F_CSUB] = 2.0 ** (fmt.emin - m + 23)
+        f[F_MAX] = fmt.max
+        f[F_OVER] = {Overflow.SATURATE: fmt.max, Overflow.INF: np.inf, Overflow.NAN: np.nan}[fmt.overflow]
+        f[F_INF_OUT] = f[F_OVER] if fmt.inf_code is None else np.inf
+        f[F_NEGZERO] = fmt.has_negative_zero
+    f[F_NAN_POS], f[F_NAN_NEG] = _fast_nans(fmt, for_encode)
+    return f
+
+
+def _fast_nans(fmt: FloatFormat | IntFormat, for_encode: bool) -> tuple[np.float32, np.float32]:
+    nan = np.float32(np.nan)
+    if for_encode:
+        return nan, -nan
+    if isinstance(fmt, FloatFormat) and fmt.has_nan:
+        # The values the general path returns: the table's NaN entries, narrowed to float32.
+        values = np.asarray(fmt.values, dtype=np.float64)
+        return values[fmt.nan_code(False)].astype(np.float32), values[fmt.nan_code(True)].astype(np.float32)
+    return nan, nan

@@ -52,7 +52,6 @@ import numpy as np
 ) = range(20)
 
 OVERFLOW_SATURATE, OVERFLOW_INF, OVERFLOW_NAN = 0, 1, 2
-OVERFLOW_SATURATE, OVERFLOW_INF, OVERFLOW_NAN = 0, 1, 2
 
 # Rounding modes as kernels see them (the values of the Rounding enum).
 RNE, RTZ, RNA, RUP, RDOWN, STOCHASTIC = range(6)
@@ -197,6 +196,117 @@ def quantize_one(b, idx, in_m, in_e, p, mode, seed, table):
     return table[code]
 
 
+# ----- Fast path: round to nearest even from float32, in float32 arithmetic ------------------
+# For the common case (float32 input, rne with ties to even, a signed float format with
+# subnormals inside float32's range, or an integer of up to 24 bits) the rounding is done with
+# float32 operations alone, which compilers vectorize: no branch, no table lookup. The results
+# equal the integer path above bit for bit (the tests check every float16 value, every tie and
+# random float32 against both ml_dtypes and the oracle).
+#
+# Normal range: Veltkamp splitting. With c = y * (2^s + 1), c - (c - y) is y rounded to nearest
+# even on 24 - s significant bits, exactly, when every operation rounds to nearest even.
+# Subnormal range: (y + C) - C with C = 2^(emin - m + 23) rounds y to a multiple of the
+# subnormal quantum 2^(emin - m), because ulp(C) is that quantum.
+# Inputs of 2^100 and more are scaled by 2^-64 first so that y * (2^s + 1) cannot overflow.
+
+# Layout of the float32 fast-path vector (filled by simulator.params.fast_params).
+(
+    F_IS_INT,
+    F_SPLIT,
+    F_MIN_NORMAL,
+    F_CSUB,
+    F_MAX,
+    F_OVER,
+    F_INF_OUT,
+    F_NAN_POS,
+    F_NAN_NEG,
+    F_NEGZERO,
+    F_LO,
+    F_HI,
+    F_COUNT,
+) = range(13)
+_BIG = 2.0**100
+_DOWN = 2.0**-64
+_UP = 2.0**64
+_INT_MAGIC = 2.0**23
+CHUNK = 1 << 14
+
+
+def fast_tuple(f):
+    return (f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11])
+
+
+def param_tuple(p):
+    return (
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9],
+        p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19],
+    )  # fmt: skip
+
+
+def round_float_rne(ax, q):
+    """|x| rounded to nearest even in the float format of `q` (overflow and Inf resolved)."""
+    one = np.float32(1.0)
+    big = ax >= np.float32(_BIG)
+    y = ax * (np.float32(_DOWN) if big else one)
+    c = y * q[F_SPLIT]
+    r = (c - (c - y)) * (np.float32(_UP) if big else one)
+    sub = (ax + q[F_CSUB]) - q[F_CSUB]
+    r = sub if ax < q[F_MIN_NORMAL] else r
+    r = q[F_OVER] if r > q[F_MAX] else r
+    return q[F_INF_OUT] if ax == np.float32(math.inf) else r
+
+
+def round_int_rne(x, q):
+    """|x| clipped to the integer range and rounded to nearest even (x must not be NaN)."""
+    y = q[F_HI] if x > q[F_HI] else x
+    y = q[F_LO] if y < q[F_LO] else y
+    return (abs(y) + np.float32(_INT_MAGIC)) - np.float32(_INT_MAGIC)
+
+
+def signed_result(x, r, q):
+    """The rounded magnitude r given x's sign, or the NaN the format returns."""
+    neg = math.copysign(np.float32(1.0), x) < 0
+    r = math.copysign(r, x) if (q[F_NEGZERO] != 0 or r != 0) else np.float32(0.0)
+    nan = q[F_NAN_NEG] if neg else q[F_NAN_POS]
+    return nan if (x != x or r != r) else r
+
+
+def quantize_fast_float(x, q):
+    return signed_result(x, round_float_rne(abs(x), q), q)
+
+
+def quantize_fast_int(x, q):
+    return signed_result(x, round_int_rne(x, q), q)
+
+
+def quantize_fast(x, q):
+    if q[F_IS_INT] != 0:
+        return quantize_fast_int(x, q)
+    return quantize_fast_float(x, q)
+
+
+def code_of_value(r, b, c):
+    """Code of the representable float32 value r (bit pattern b as an integer), whose sign bit
+    is the input's also when r is NaN."""
+    neg = (b >> 31) & 1
+    if c[P_IS_INT] != 0:
+        code = (np.int64(r) if r == r else 0) & c[P_MASK]
+        return c[P_NAN_NEG] if r != r and neg != 0 else (c[P_NAN_POS] if r != r else code)
+    a = b & 0x7FFFFFFF
+    e = a >> 23
+    eu = max(e, 1) - 127
+    m = c[P_M]
+    emin = c[P_EMIN]
+    normal = ((eu - emin + 1) << m) + ((a >> (23 - m)) & ((1 << m) - 1)) - c[P_C]
+    sig = (a & 0x7FFFFF) | (np.int64(e > 0) << 23)
+    sub = sig >> min(max(emin - m - eu + 23, 0), 63)
+    code = normal if (e > 0 and eu >= emin) else sub
+    code = c[P_INF] if a == 0x7F800000 else code
+    code = 0 if (code == 0 and c[P_NEGZERO] == 0) else code | (neg << c[P_SIGN_SHIFT])
+    nan = c[P_NAN_NEG] if neg != 0 else c[P_NAN_POS]
+    return nan if a > 0x7F800000 else code
+
+
 # prange is Python's range outside Numba; the CPU build binds it to numba.prange.
 prange = range
 
@@ -216,8 +326,56 @@ def decode_loop(codes, table, out):
         out[i] = table[codes[i]]
 
 
-CPU_LOOPS = (quantize_loop, encode_loop, decode_loop)
-SCALAR_FUNCTIONS = (mul32, hash32, random62, round_shift, finish_float, encode_one, quantize_one)
+def quantize_float_loop(x, f, out):
+    q = fast_tuple(f)
+    # Chunks over the cores with a plain inner loop, which the compiler vectorizes. Integer and
+    # float formats get a loop each: a format test inside the loop costs a quarter of the speed.
+    for k in prange((x.size + CHUNK - 1) // CHUNK):
+        for i in range(k * CHUNK, min(k * CHUNK + CHUNK, x.size)):
+            out[i] = quantize_fast_float(x[i], q)
+
+
+def quantize_int_loop(x, f, out):
+    q = fast_tuple(f)
+    for k in prange((x.size + CHUNK - 1) // CHUNK):
+        for i in range(k * CHUNK, min(k * CHUNK + CHUNK, x.size)):
+            out[i] = quantize_fast_int(x[i], q)
+
+
+def encode_fast_loop(x, f, p, out):
+    q = fast_tuple(f)
+    c = param_tuple(p)
+    for k in prange((x.size + CHUNK - 1) // CHUNK):
+        lo = k * CHUNK
+        hi = min(lo + CHUNK, x.size)
+        # Round a chunk into a cache-resident buffer, then read its bit patterns as codes.
+        r = np.empty(hi - lo, np.float32)
+        rb = r.view(np.uint32)
+        for i in range(lo, hi):
+            r[i - lo] = quantize_fast(x[i], q)
+        for i in range(lo, hi):
+            out[i] = code_of_value(r[i - lo], np.int64(rb[i - lo]), c)
+
+
+CPU_LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_float_loop, quantize_int_loop, encode_fast_loop)
+SCALAR_FUNCTIONS = (
+    mul32,
+    hash32,
+    random62,
+    round_shift,
+    finish_float,
+    encode_one,
+    quantize_one,
+    fast_tuple,
+    param_tuple,
+    round_float_rne,
+    round_int_rne,
+    signed_result,
+    quantize_fast_float,
+    quantize_fast_int,
+    quantize_fast,
+    code_of_value,
+)
 
 
 def retarget(functions, jit: Callable[[Callable], Callable], namespace: dict) -> dict[str, Callable]:
