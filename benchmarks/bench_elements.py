@@ -60,7 +60,7 @@ def main() -> None:
     )
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))
-    for name in catalog:
+    for name in (*catalog.family("float"), *catalog.family("int")):
         dt = ml_dtype(name)
         q = best_rate(lambda name=name: lowbit.quantize(x, name), n, args.repeat)
         e = best_rate(lambda name=name: lowbit.encode(x, name), n, args.repeat)

@@ -5,11 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .formats import catalog, get_format
+from .formats import FloatFormat, IntFormat, ScaledFormat, catalog, get_format
 
 
 def _fmt_number(v: float) -> str:
     return f"{v:.6g}"
+
+
+def _row(name: str, spec) -> tuple[str, ...]:
+    if isinstance(spec, (FloatFormat, IntFormat)):
+        ranges = (_fmt_number(spec.max), _fmt_number(spec.min_normal), _fmt_number(spec.min_subnormal))
+        return (name, str(spec.bits), *ranges, f"{float(spec.bits):g}", spec.describe())
+    # Codebook and block-scaled formats: the element's largest magnitude; the scale sets the range.
+    element = spec.element if isinstance(spec, ScaledFormat) else spec
+    fixed_block = isinstance(spec, ScaledFormat) and spec.block
+    bpe = (
+        f"{spec.bits_per_element():g}"
+        if fixed_block
+        else f"{spec.bits}" + ("+scale" if isinstance(spec, ScaledFormat) else "")
+    )
+    return (name, str(spec.bits), _fmt_number(element.max), "-", "-", bpe, spec.describe())
 
 
 def format_table(names: list[str] | None = None) -> str:
@@ -17,18 +32,7 @@ def format_table(names: list[str] | None = None) -> str:
     header = ("name", "bits", "max", "min normal", "min subnormal", "bits/elem", "semantics")
     rows = [header]
     for name in names or list(catalog):
-        spec = get_format(name)
-        rows.append(
-            (
-                name,
-                str(spec.bits),
-                _fmt_number(spec.max),
-                _fmt_number(spec.min_normal),
-                _fmt_number(spec.min_subnormal),
-                f"{float(spec.bits):g}",
-                spec.describe(),
-            )
-        )
+        rows.append(_row(name, get_format(name)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -1,11 +1,18 @@
 """Formats as data: frozen specs, the catalog of named formats, and name parsing."""
 
-from .catalog import ALIASES, Catalog, catalog
+from .catalog import ALIASES, AnyFormat, Catalog, catalog
+from .codebook import CodebookFormat
 from .names import get_format, known_names
+from .scaled import ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
 
 __all__ = [
     "ALIASES",
+    "AnyFormat",
+    "CodebookFormat",
+    "ScaleRule",
+    "ScaledFormat",
+    "TensorScale",
     "Catalog",
     "ElementFormat",
     "Family",

@@ -1,15 +1,23 @@
-"""The catalog of named element formats: one data literal per format.
+"""The catalog of named formats: one data literal per format.
 
-Names follow ml_dtypes. Each literal's semantics are those of the ml_dtypes type of the same
-name on float32 input, except that integers round and clip where ml_dtypes truncates and wraps.
+Element names follow ml_dtypes. Each element literal's semantics are those of the ml_dtypes type
+of the same name on float32 input, except that integers round and clip where ml_dtypes truncates
+and wraps. Block-scaled and codebook formats follow DESIGN.md section 3; computed codebooks are
+built on first use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
+from . import tables
+from .codebook import CodebookFormat
+from .scaled import ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
+
+AnyFormat = ElementFormat | CodebookFormat | ScaledFormat
 
 _FN, _FNUZ, _NONE = Specials.FN, Specials.FNUZ, Specials.NONE
 
@@ -39,6 +47,62 @@ _LITERALS: dict[str, ElementFormat] = {
     "uint8": IntFormat(8, signed=False),
 }
 
+
+def _named(name: str):
+    return replace(_LITERALS[name], name=name)
+
+
+_E8M0, _E4M3, _FP4, _FP16 = (_named(n) for n in ("float8_e8m0fnu", "float8_e4m3fn", "float4_e2m1fn", "float16"))
+_NF4 = CodebookFormat(tables.NF4, source="bitsandbytes NF4 (Dettmers et al. 2023)", name="nf4_codebook")
+_NF3 = CodebookFormat(tables.NF3, source="AFPQ (Zhang et al. 2023), Appendix A", name="nf3_codebook")
+_FP3 = CodebookFormat(tables.FP3_E2M0, source="AFPQ (Zhang et al. 2023), Appendix A", name="fp3_e2m0")
+_MX = {"scale": _E8M0, "rule": ScaleRule.OCP_FLOOR, "block": 32}
+_NV = {"scale": _E4M3, "rule": ScaleRule.ABSMAX, "block": 16}
+
+
+def _afpq(element: ElementFormat | CodebookFormat, group: int) -> ScaledFormat:
+    return ScaledFormat(element, group, scale=_FP16, asymmetric=True)
+
+
+_LITERALS.update(
+    {
+        # OCP MX v1.0: E8M0 power-of-two scale per 32 elements
+        "mxfp8_e4m3": ScaledFormat(_E4M3, **_MX),
+        "mxfp8_e5m2": ScaledFormat(_named("float8_e5m2"), **_MX),
+        "mxfp6_e2m3": ScaledFormat(_named("float6_e2m3fn"), **_MX),
+        "mxfp6_e3m2": ScaledFormat(_named("float6_e3m2fn"), **_MX),
+        "mxfp4": ScaledFormat(_FP4, **_MX),
+        "mxint8": ScaledFormat(IntFormat(8, symmetric=True), **_MX),
+        "mxint4": ScaledFormat(IntFormat(4, symmetric=True), **_MX),
+        # NVIDIA: E4M3 scale per 16 elements
+        "nvfp4": ScaledFormat(_FP4, tensor_scale=TensorScale.NVFP4, **_NV),
+        "nvfp4_single": ScaledFormat(_FP4, scale_min=2.0**-6, scale_max=448.0, divide=True, **_NV),
+        "nvint4": ScaledFormat(IntFormat(4, symmetric=True), tensor_scale=TensorScale.NVFP4, **_NV),
+        # integers with an absmax scale: per output channel (fp32) or per group (fp16)
+        "int8_per_channel": ScaledFormat(IntFormat(8, symmetric=True), None),
+        "int4_per_channel": ScaledFormat(IntFormat(4, symmetric=True), None),
+        "int8_g128": ScaledFormat(IntFormat(8, symmetric=True), 128, scale=_FP16),
+        "int4_g128": ScaledFormat(IntFormat(4, symmetric=True), 128, scale=_FP16),
+        "int4_g128_asym": ScaledFormat(IntFormat(4, signed=False), 128, scale=_FP16, asymmetric=True),
+        "int8_per_channel_asym": ScaledFormat(IntFormat(8, signed=False), None, asymmetric=True),
+        # codebooks with an fp32 absmax per block (bitsandbytes' layout)
+        "nf4": ScaledFormat(_NF4, 64),
+        "nf3": ScaledFormat(_NF3, 64),
+        "nf4_codebook": _NF4,
+        "nf3_codebook": _NF3,
+        "fp3_e2m0": _FP3,
+        # AFPQ: separate scales for the positive and the negative values of each group
+        "afpq_fp4_g128": _afpq(_FP4, 128),
+        "afpq_fp3_g128": _afpq(_FP3, 128),
+        "afpq_nf4_g128": _afpq(_NF4, 128),
+        "afpq_nf3_g128": _afpq(_NF3, 128),
+        # ternary: BitNet b1.58, round(W / mean|W|) clipped to [-1, 1] over the whole tensor
+        "bitnet_b158": ScaledFormat(IntFormat(2, symmetric=True), 0, rule=ScaleRule.ABSMEAN),
+        "ternary_codebook": CodebookFormat(tables.TERNARY, source="{-1, 0, +1}"),
+        "binary_codebook": CodebookFormat(tables.BINARY, source="{-1, +1}"),
+    }
+)
+
 ALIASES: Mapping[str, str] = MappingProxyType(
     {
         "fp8_e4m3": "float8_e4m3fn",
@@ -54,20 +118,43 @@ ALIASES: Mapping[str, str] = MappingProxyType(
 )
 
 
-class Catalog(Mapping[str, ElementFormat]):
+class Lazy:
+    """A catalog entry computed on first use (a construction that needs SciPy, say)."""
+
+    def __init__(self, build) -> None:
+        self.build = build
+
+
+def _higgs(n: int) -> Lazy:
+    def build() -> CodebookFormat:
+        from .constructions import lloyd_max_normal
+
+        return CodebookFormat(lloyd_max_normal(n), source=f"Lloyd-Max quantizer of N(0,1), {n} levels (HIGGS p=1)")
+
+    return Lazy(build)
+
+
+_LITERALS.update({f"higgs_p1_n{n}": _higgs(n) for n in (4, 8, 16)})
+
+
+class Catalog(Mapping[str, AnyFormat]):
     """Read-only mapping name -> format spec, grouped by family.
 
     Iterating gives names; `catalog.family(Family.FLOAT)` gives the names of one family.
     Specs carry their catalog name in `.name`.
     """
 
-    def __init__(self, literals: Mapping[str, ElementFormat]) -> None:
-        from dataclasses import replace
+    def __init__(self, literals: Mapping[str, AnyFormat]) -> None:
+        self._specs = MappingProxyType(dict(literals))
+        self._built: dict[str, AnyFormat] = {}
 
-        self._specs = MappingProxyType({n: replace(s, name=n) for n, s in literals.items()})
-
-    def __getitem__(self, name: str) -> ElementFormat:
-        return self._specs[name]
+    def __getitem__(self, name: str) -> AnyFormat:
+        # A memo, not state: an entry's value never changes once built.
+        if name not in self._built:
+            spec = self._specs[name]
+            spec = spec.build() if isinstance(spec, Lazy) else spec
+            self._built[name] = replace(spec, name=name)
+        return self._built[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._specs)
@@ -77,11 +164,15 @@ class Catalog(Mapping[str, ElementFormat]):
 
     def family(self, family: Family | str) -> tuple[str, ...]:
         fam = family if isinstance(family, Family) else Family(family)
-        return tuple(n for n, s in self._specs.items() if s.family is fam)
+        return tuple(n for n, s in self._specs.items() if _family(s) is fam)
 
     @property
     def families(self) -> dict[str, tuple[str, ...]]:
         return {f.value: self.family(f) for f in Family}
+
+
+def _family(spec) -> Family:
+    return Family.CODEBOOK if isinstance(spec, Lazy) else spec.family
 
 
 catalog = Catalog(_LITERALS)

@@ -7,6 +7,8 @@ import difflib
 import re
 
 from .catalog import ALIASES, catalog
+from .codebook import CodebookFormat
+from .scaled import ScaledFormat
 from .spec import ElementFormat, FloatFormat, IntFormat
 
 _FLOAT_NAME = re.compile(r"^(u?)e(\d+)m(\d+)$")
@@ -35,15 +37,17 @@ def _parse_generic(name: str, options: dict) -> ElementFormat | None:
     return None
 
 
-def get_format(fmt: str | ElementFormat, **options) -> ElementFormat:
+def get_format(fmt, **options) -> ElementFormat | CodebookFormat | ScaledFormat:
     """Return the frozen spec for a format name or spec.
 
     fmt: a catalog name ("float8_e4m3fn"), an alias ("fp8_e4m3"), any "eXmY" / "ueXmY"
     minifloat (default: bias 2^(X-1)-1, subnormals, every code finite, saturating), any
-    "intN" / "uintN", or a spec object. Keyword options replace spec fields (bias, subnormals,
-    specials, overflow, signed, ties for floats; signed, symmetric for integers).
+    "intN" / "uintN", a block-scaled or codebook name ("mxfp4", "nvfp4", "nf4"), or a spec
+    object. Keyword options replace spec fields (bias, subnormals, specials, overflow, signed,
+    ties for floats; signed, symmetric for integers; block, scale, rule, asymmetric, ... for
+    block-scaled formats, e.g. get_format("mxfp4", rule="ceil")).
     """
-    if isinstance(fmt, (FloatFormat, IntFormat)):
+    if isinstance(fmt, (FloatFormat, IntFormat, CodebookFormat, ScaledFormat)):
         spec = fmt
     elif isinstance(fmt, str):
         key = fmt.strip().lower()

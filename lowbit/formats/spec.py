@@ -52,6 +52,8 @@ class Ties(enum.Enum):
 class Family(enum.Enum):
     INT = "int"
     FLOAT = "float"
+    CODEBOOK = "codebook"
+    SCALED = "scaled"
 
 
 def _parse_enum(enum_cls: type[enum.Enum], value, argument: str) -> enum.Enum:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..formats import ElementFormat, IntFormat, get_format
+from ..formats import CodebookFormat, ElementFormat, IntFormat, ScaledFormat, get_format
 from .packing import BitOrder, pack_codes
 from .params import NanPolicy, fast_params, kernel_params
 from .rounding import Rounding
@@ -43,10 +43,14 @@ class Target(enum.Enum):
 class Encoded:
     """Codes of an encoded array.
 
-    codes:        integer codes (uint8 for formats of up to 8 bits, else uint16), shape `shape`.
+    codes:        element codes (uint8 for formats of up to 8 bits, else uint16), shape `shape`.
     format:       the format spec.
-    scales:       codes of the block scales (None for element formats).
-    tensor_scale: the per-tensor scale (None for element formats).
+    scales:       codes of the block scales (None for element and codebook formats): shape of x
+                  with the block axis moved last and counted in blocks, plus a last axis of 2 for
+                  asymmetric formats ([scale, zero point] or [positive, negative scale]). An
+                  exact-float32 scale's code is its IEEE bit pattern (uint32).
+    tensor_scale: the per-tensor scale in the decode direction (NVFP4: 1 / S_enc), else None.
+    meta:         {"axis": the block axis used}.
     """
 
     codes: np.ndarray
@@ -56,13 +60,18 @@ class Encoded:
     tensor_scale: float | None = None
     meta: dict = field(default_factory=dict, compare=False)
 
-    def packed(self, order: BitOrder | str = BitOrder.LSB_FIRST) -> bytes:
-        """The codes as a byte string, `format.bits` bits each, in C order.
+    def packed(self, order: BitOrder | str | None = None) -> bytes:
+        """The element codes as a byte string, `format.bits` bits each, in C order.
 
-        order: LSB_FIRST (default) puts the first element in the lowest bits of the first byte
-        (for 4-bit codes: the low nibble, as OCP MX and NVFP4 do); MSB_FIRST puts it in the
-        highest bits (bitsandbytes' NF4 layout). 16-bit codes are little-endian either way.
+        order: LSB_FIRST puts the first element in the lowest bits of the first byte (4-bit
+        codes: the low nibble, as OCP MX and NVFP4 do); MSB_FIRST puts it in the highest bits
+        (bitsandbytes' NF4 layout). None (default) uses the format's own layout: MSB_FIRST for
+        codebook elements (bitsandbytes), LSB_FIRST otherwise. 16-bit codes are little-endian.
+        Scales are not included: they are `scales`, one code per block.
         """
+        if order is None:
+            element = self.format.element if isinstance(self.format, ScaledFormat) else self.format
+            order = BitOrder.MSB_FIRST if isinstance(element, CodebookFormat) else BitOrder.LSB_FIRST
         return pack_codes(self.codes, self.format.bits, order).tobytes()
 
 
@@ -240,6 +249,8 @@ def quantize(x, fmt, *, axis: int = -1, rounding: Rounding | str = "rne", seed: 
     NaN stays NaN, also for formats without a NaN code (ml_dtypes returns a number there).
     """
     prep = _prepare(x, fmt, axis, rounding, seed, target)
+    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat)):
+        return _quantize_blocked(x, prep, axis)
     if _is_device_array(x):
         return _run_quantize_device(x, prep)
     arr = _host_float_array(x)
@@ -264,6 +275,8 @@ def encode(
     """
     prep = _prepare(x, fmt, axis, rounding, seed, target)
     policy = NanPolicy.parse(nan)
+    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat)):
+        return _encode_blocked(x, prep, axis, policy)
     if _is_device_array(x):
         x = x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x)
     arr = _host_float_array(x)
@@ -297,11 +310,17 @@ def decode(enc: Encoded | np.ndarray, fmt=None, *, dtype=np.float32, target=None
     if isinstance(enc, Encoded):
         if fmt is not None:
             raise TypeError("decode: pass fmt only with raw codes; an Encoded carries its format")
+        if isinstance(enc.format, (ScaledFormat, CodebookFormat)):
+            return _decode_blocked(enc).astype(np.dtype(dtype))
         codes, spec = enc.codes, enc.format
     else:
         if fmt is None:
             raise TypeError("decode: raw codes need fmt, e.g. decode(codes, 'float8_e4m3fn')")
         codes, spec = np.asarray(enc), get_format(fmt)
+        if isinstance(spec, ScaledFormat):
+            raise TypeError("decode: a block-scaled format needs its scales; pass the Encoded that encode returned")
+        if isinstance(spec, CodebookFormat):
+            return _codebook_values(codes, spec).astype(np.dtype(dtype))
     out_dtype = np.dtype(dtype)
     if out_dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {out_dtype}")
@@ -321,8 +340,95 @@ def decode(enc: Encoded | np.ndarray, fmt=None, *, dtype=np.float32, target=None
 
 
 def bits_per_element(fmt, block_elems: int | None = None) -> float:
-    """Storage in bits per element, scales included (an element format has none)."""
+    """Storage in bits per element, scales included (an element format has none).
+
+    block_elems: elements per scale for per-channel and per-tensor formats (the axis length or
+    the tensor size); block formats with a fixed block ignore it. The NVFP4 tensor scale (32 bits
+    per tensor) is not counted.
+    """
     spec = get_format(fmt)
+    if isinstance(spec, ScaledFormat):
+        return spec.bits_per_element(block_elems)
+    if isinstance(spec, CodebookFormat) and block_elems is None:
+        return float(spec.bits)
     if block_elems is not None:
         raise ValueError(f"block_elems applies to block-scaled formats; {spec.name or spec!r} is an element format")
     return float(spec.bits)
+
+
+# ----- block-scaled and codebook formats -----------------------------------------------------
+
+
+def _float32_host(x, what: str = "x") -> np.ndarray:
+    """Block formats compute in float32 (the reference recipes do); float64 is rounded first."""
+    if _is_device_array(x):
+        x = x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x)
+    return np.asarray(_host_float_array(x), dtype=np.float32)
+
+
+def _quantize_blocked(x, prep: _Prepared, axis):
+    from .blocks import layout, quantize_rows, round_elements
+
+    arr = _float32_host(x)
+    if isinstance(prep.fmt, CodebookFormat):
+        return round_elements(arr, prep.fmt, prep.mode, prep.seed, False)[0].reshape(arr.shape)
+    lay = layout(arr.shape, prep.fmt, axis)
+    rows = lay.to_rows(arr)
+    return lay.from_rows(quantize_rows(rows, prep.fmt, prep.mode, prep.seed, False).values)
+
+
+def _codebook_values(codes: np.ndarray, spec: CodebookFormat) -> np.ndarray:
+    if codes.dtype.kind not in "iu":
+        raise TypeError(f"codes must be an integer array, got dtype {codes.dtype}")
+    if codes.size and (codes.min() < 0 or codes.max() >= spec.n_codes):
+        raise ValueError(f"codes must lie in [0, {spec.n_codes - 1}] for a codebook of {spec.n_codes} values")
+    return spec.table[codes.astype(np.int64)]
+
+
+def _scale_codes(values: np.ndarray, spec: ScaledFormat) -> np.ndarray:
+    if spec.scale is None:
+        return np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    return encode(values.astype(np.float32), spec.scale, nan="zero").codes
+
+
+def _scale_values(codes: np.ndarray, spec: ScaledFormat) -> np.ndarray:
+    if spec.scale is None:
+        return np.ascontiguousarray(codes, dtype=np.uint32).view(np.float32)
+    return decode(codes, spec.scale)
+
+
+def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
+    from .blocks import layout, quantize_rows, round_elements
+
+    arr = _float32_host(x)
+    spec = prep.fmt
+    if isinstance(spec, CodebookFormat):
+        if policy is NanPolicy.RAISE and np.isnan(arr).any():
+            raise ValueError(f"x contains NaN and codebook {spec.name or 'format'!r} has no NaN code; pass nan='zero'")
+        codes = round_elements(np.nan_to_num(arr, nan=0.0), spec, prep.mode, prep.seed, True)[1]
+        return Encoded(codes=codes.reshape(arr.shape), format=spec, shape=tuple(arr.shape))
+    lay = layout(arr.shape, spec, axis)
+    b = quantize_rows(lay.to_rows(arr), spec, prep.mode, prep.seed, True)
+    scales = _scale_codes(b.scales, spec).reshape(*lay.blocks_shape, spec.scales_per_block)
+    if spec.scales_per_block == 1:
+        scales = scales[..., 0]
+    return Encoded(
+        codes=lay.from_rows(b.codes),
+        format=spec,
+        shape=tuple(arr.shape),
+        scales=scales,
+        tensor_scale=None if b.tensor_scale is None else float(b.tensor_scale),
+        meta={"axis": lay.axis},
+    )
+
+
+def _decode_blocked(enc: Encoded) -> np.ndarray:
+    from .blocks import dequantize_rows, layout
+
+    spec = enc.format
+    if isinstance(spec, CodebookFormat):
+        return _codebook_values(enc.codes, spec)
+    lay = layout(enc.shape, spec, enc.meta.get("axis"))
+    scales = _scale_values(np.asarray(enc.scales), spec).reshape(-1, spec.scales_per_block)
+    rows = dequantize_rows(lay.to_rows(np.asarray(enc.codes)), scales, enc.tensor_scale, spec)
+    return lay.from_rows(rows)

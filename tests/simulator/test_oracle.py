@@ -14,7 +14,7 @@ from lowbit.simulator import reference as ref
 
 from ..helpers import CUSTOM_FORMATS, grid_inputs
 
-ALL_FORMATS = {**dict(catalog.items()), **CUSTOM_FORMATS}
+ALL_FORMATS = {**{n: catalog[n] for n in (*catalog.family("float"), *catalog.family("int"))}, **CUSTOM_FORMATS}
 MODES = ["rne", "rtz", "rna", "rup", "rdown"]
 VECTORS = yaml.safe_load((Path(__file__).parents[1] / "data" / "vectors.yaml").read_text())
 

@@ -9,7 +9,7 @@ from lowbit.formats import IntFormat, catalog
 
 from ..helpers import CUSTOM_FORMATS
 
-FORMATS = [*catalog, *CUSTOM_FORMATS]
+FORMATS = [*catalog.family("float"), *catalog.family("int"), *CUSTOM_FORMATS]
 finite32 = st.floats(allow_nan=False, allow_infinity=True, width=32)
 arrays = st.lists(finite32, min_size=1, max_size=64).map(lambda v: np.array(v, dtype=np.float32))
 

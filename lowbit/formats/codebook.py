@@ -1,0 +1,88 @@
+"""Codebook formats: a sorted list of values, nearest value wins, ties to the lower code.
+
+The code of a value is its index in ascending order (bitsandbytes' NF4 layout: code 7 is 0.0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .spec import Family
+
+
+@dataclass(frozen=True)
+class CodebookFormat:
+    """A format whose codes index `values` (ascending, finite, distinct).
+
+    Rounding is to the nearest value; an input exactly halfway between two neighbours takes the
+    lower code (bitsandbytes' rule). Inputs beyond the ends clip to the end values. NaN stays NaN
+    in `quantize`.
+    source: where the values come from (a citation or the construction), shown in tables.
+    """
+
+    values: tuple[float, ...]
+    source: str = ""
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        vals = tuple(float(v) for v in self.values)
+        if len(vals) < 2 or len(vals) > 1 << 16:
+            raise ValueError(f"values: a codebook needs 2 to 65536 values, got {len(vals)}")
+        if not all(math.isfinite(v) for v in vals):
+            raise ValueError("values: every codebook value must be finite")
+        if any(b <= a for a, b in zip(vals, vals[1:], strict=False)):
+            raise ValueError("values must be strictly ascending (the code of a value is its index)")
+        object.__setattr__(self, "values", vals)
+
+    family = Family.CODEBOOK
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.values)
+
+    @property
+    def bits(self) -> int:
+        return max(1, (self.n_codes - 1).bit_length())
+
+    @property
+    def max(self) -> float:
+        """Largest magnitude: the value a block scale maps the block's absmax to."""
+        return max(abs(self.values[0]), abs(self.values[-1]))
+
+    @property
+    def min(self) -> float:
+        return self.values[0]
+
+    @property
+    def signed(self) -> bool:
+        return self.values[0] < 0
+
+    @property
+    def has_nan(self) -> bool:
+        return False
+
+    @cached_property
+    def table(self) -> np.ndarray:
+        """The values as float32, the precision the kernels compute in."""
+        t = np.asarray(self.values, dtype=np.float32)
+        t.setflags(write=False)
+        return t
+
+    @cached_property
+    def midpoints(self) -> np.ndarray:
+        """Exact midpoints of neighbouring float32 values (float64 holds them exactly)."""
+        t = self.table.astype(np.float64)
+        m = (t[1:] + t[:-1]) / 2
+        m.setflags(write=False)
+        return m
+
+    @property
+    def code_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.bits <= 8 else np.uint16)
+
+    def describe(self) -> str:
+        return f"codebook of {self.n_codes} values in [{self.values[0]:g}, {self.values[-1]:g}]"

@@ -1,0 +1,162 @@
+"""Block-scaled formats: an element format with a scale per block of elements.
+
+A `ScaledFormat` is data like every other format: the element format, the block length, the
+scale format and the rule that picks the scale. The arithmetic of each rule lives in
+`lowbit.simulator.blocks`; DESIGN.md section 3 gives the exact semantics.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from .codebook import CodebookFormat
+from .spec import Family, FloatFormat, IntFormat, _parse_enum, _require_bool, _require_int
+
+
+class ScaleRule(enum.Enum):
+    """How a block's scale is chosen.
+
+    OCP_FLOOR: power of two, exponent floor(log2(amax)) - emax(element) (OCP MX v1.0; default).
+    CEIL:      as OCP_FLOOR, plus one when amax is not a power of two (torchao CEIL).
+    EVEN:      amax rounded to the element's mantissa width (half up), then floor (torchao EVEN).
+    RCEIL:     power of two ceil(log2(amax / max(element))) (torchao RCEIL, cuBLAS' rule).
+    ABSMAX:    amax / max(element), rounded to the scale format (NF4, INT per group, NVFP4).
+    MSE:       ABSMAX shrunk by the factor in a grid that minimises the block's squared error.
+    ABSMEAN:   mean(|x|) (BitNet b1.58's ternary scale).
+    """
+
+    OCP_FLOOR = "ocp_floor"
+    CEIL = "ceil"
+    EVEN = "even"
+    RCEIL = "rceil"
+    ABSMAX = "absmax"
+    MSE = "mse"
+    ABSMEAN = "absmean"
+
+    @property
+    def power_of_two(self) -> bool:
+        return self in (ScaleRule.OCP_FLOOR, ScaleRule.CEIL, ScaleRule.EVEN, ScaleRule.RCEIL)
+
+
+class TensorScale(enum.Enum):
+    """A per-tensor float32 scale applied before the block scales.
+
+    NONE:   no tensor scale.
+    NVFP4:  TransformerEngine's two-level recipe: S_enc = 2688 / amax(tensor) (448 * 6).
+    """
+
+    NONE = "none"
+    NVFP4 = "nvfp4"
+
+
+ElementLike = FloatFormat | IntFormat | CodebookFormat
+
+
+@dataclass(frozen=True)
+class ScaledFormat:
+    """`element` values times a per-block scale.
+
+    element:      the element format (float, integer or codebook).
+    block:        elements per block along `axis`; None means the whole axis (per channel), 0
+                  the whole tensor (one scale).
+    scale:        the scale's format; None stores it as an exact float32.
+    rule:         how the scale is chosen (ScaleRule).
+    tensor_scale: a per-tensor scale stage (TensorScale.NVFP4 for the two-level recipe).
+    asymmetric:   integer elements: a zero point per block (unsigned codes); float and codebook
+                  elements: AFPQ's separate scales for the positive and the negative values.
+    axis:         the default block axis (a call's `axis` argument overrides it).
+    scale_min, scale_max: clamp of the scale before rounding (torchao's single-level NVFP4
+                  clamps to [2^-6, 448]); None for none.
+    divide:       elements are x / scale when True, x * (1 / scale) when False (bitsandbytes,
+                  TransformerEngine). Power-of-two scales give the same result either way.
+    """
+
+    element: ElementLike
+    block: int | None = 32
+    scale: FloatFormat | IntFormat | None = None
+    rule: ScaleRule = ScaleRule.ABSMAX
+    tensor_scale: TensorScale = TensorScale.NONE
+    asymmetric: bool = False
+    axis: int = -1
+    scale_min: float | None = None
+    scale_max: float | None = None
+    divide: bool = False
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.element, (FloatFormat, IntFormat, CodebookFormat)):
+            raise TypeError(f"element must be a float, integer or codebook format, got {self.element!r}")
+        if self.block is not None:
+            _require_int(self.block, "block", 0)
+        if self.scale is not None and not isinstance(self.scale, (FloatFormat, IntFormat)):
+            raise TypeError(f"scale must be a float format or None (exact float32), got {self.scale!r}")
+        object.__setattr__(self, "rule", _parse_enum(ScaleRule, self.rule, "rule"))
+        object.__setattr__(self, "tensor_scale", _parse_enum(TensorScale, self.tensor_scale, "tensor_scale"))
+        _require_bool(self.asymmetric, "asymmetric")
+        _require_bool(self.divide, "divide")
+        _require_int(self.axis, "axis", -(1 << 30))
+        if self.rule.power_of_two:
+            if isinstance(self.element, CodebookFormat):
+                raise ValueError(f"rule {self.rule.value!r} needs a float or integer element, not a codebook")
+            if self.asymmetric:
+                raise ValueError(f"rule {self.rule.value!r} has one scale per block; asymmetric needs absmax")
+        if self.asymmetric and isinstance(self.element, IntFormat) and self.element.signed:
+            raise ValueError("asymmetric integer elements use a zero point: give an unsigned element (e.g. uint4)")
+
+    family = Family.SCALED
+
+    @property
+    def element_emax(self) -> int:
+        """The element's largest power of two, which power-of-two rules align amax with (integers
+        are 1.(bits-2) fixed point, as OCP's MXINT8: emax 0)."""
+        if isinstance(self.element, FloatFormat):
+            return self.element.emax
+        return 0
+
+    @property
+    def element_max(self) -> float:
+        """Largest element magnitude, with an integer element's fixed-point step applied under
+        power-of-two rules."""
+        e = self.element
+        if isinstance(e, IntFormat) and self.rule.power_of_two:
+            return e.max * 2.0 ** -(e.bits - 2)
+        return float(e.max)
+
+    @property
+    def scales_per_block(self) -> int:
+        return 2 if self.asymmetric else 1
+
+    @property
+    def scale_bits(self) -> int:
+        return 32 if self.scale is None else self.scale.bits
+
+    @property
+    def bits(self) -> int:
+        """Bits of one element code."""
+        return self.element.bits
+
+    @property
+    def code_dtype(self):
+        return self.element.code_dtype
+
+    @property
+    def has_nan(self) -> bool:
+        return True  # a block's scale can always say NaN (NaN-scale or NaN decode)
+
+    def bits_per_element(self, block_elems: int | None = None) -> float:
+        """Element bits plus the block's scale bits shared over its elements. A per-channel
+        format (block None) needs the axis length as `block_elems`. The NVFP4 tensor scale
+        (32 bits per tensor) is not counted."""
+        block = self.block if self.block else block_elems
+        if block is None:
+            raise ValueError(
+                "bits_per_element: a per-channel or per-tensor format needs block_elems (elements per scale)"
+            )
+        return self.element.bits + self.scales_per_block * self.scale_bits / block
+
+    def describe(self) -> str:
+        block = {None: "per channel", 0: "per tensor"}.get(self.block, f"block {self.block}")
+        scale = "fp32" if self.scale is None else (self.scale.name or self.scale.describe())
+        asym = ", asymmetric" if self.asymmetric else ""
+        return f"{self.element.name or self.element.describe()} x {scale} scale ({self.rule.value}), {block}{asym}"

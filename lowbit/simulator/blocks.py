@@ -1,0 +1,242 @@
+"""Block-scaled and codebook formats: layout, scales, elements, and their inverse.
+
+Pipeline of `quantize_scaled` (every arithmetic step in float32, as the reference recipes):
+  1. move the block axis last, zero-pad it to a multiple of the block, view as (blocks, block);
+  2. per-block statistics (amax, and min/max or mean|x| where the rule needs them);
+  3. the scale rule (`scales.py`) gives the scale(s) of each block;
+  4. elements v = x * (1 / scale) (or x / scale where the format says so);
+  5. v is rounded to the element format by the element kernels (any rounding mode) or to the
+     nearest codebook value (ties to the lower code);
+  6. value = element * scale (NVFP4: (element * dec_b) * (1 / S_enc)).
+A block holding NaN or Inf gets a NaN scale and decodes to NaN throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..formats import CodebookFormat, FloatFormat, IntFormat, Overflow, ScaledFormat, ScaleRule, TensorScale
+from . import scales as rules
+from .rounding import Rounding
+
+F32 = np.float32
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How an array maps onto (blocks, block) rows and back."""
+
+    shape: tuple[int, ...]  # of the input
+    axis: int  # normalised block axis (ignored for per-tensor formats)
+    block: int  # elements per block after resolving None (axis length) and 0 (whole tensor)
+    per_tensor: bool
+
+    @property
+    def moved_shape(self) -> tuple[int, ...]:
+        if self.per_tensor:
+            return (int(np.prod(self.shape)),)
+        s = list(self.shape)
+        s.append(s.pop(self.axis))
+        return tuple(s)
+
+    @property
+    def blocks_shape(self) -> tuple[int, ...]:
+        """Shape of the per-block scale arrays: the moved shape with its last axis counted in blocks."""
+        m = self.moved_shape
+        return (*m[:-1], -(-m[-1] // self.block) if m[-1] else 0)
+
+    def to_rows(self, x: np.ndarray) -> np.ndarray:
+        m = x.reshape(-1) if self.per_tensor else np.moveaxis(x, self.axis, -1)
+        n = m.shape[-1]
+        pad = (-n) % self.block
+        if pad:
+            m = np.concatenate([m, np.zeros((*m.shape[:-1], pad), dtype=m.dtype)], axis=-1)
+        return np.ascontiguousarray(m).reshape(-1, self.block)
+
+    def from_rows(self, rows: np.ndarray) -> np.ndarray:
+        m = self.moved_shape
+        padded = rows.reshape(*m[:-1], -1)[..., : m[-1]]
+        if self.per_tensor:
+            return padded.reshape(self.shape)
+        return np.moveaxis(padded, -1, self.axis)
+
+
+def layout(shape: tuple[int, ...], fmt: ScaledFormat, axis: int | None) -> Layout:
+    ndim = len(shape)
+    per_tensor = fmt.block == 0 or ndim == 0
+    ax = fmt.axis if axis is None else axis
+    if not per_tensor:
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"axis {ax} is out of range for an array with {ndim} dimensions")
+        ax %= ndim
+    length = int(np.prod(shape)) if per_tensor else shape[ax]
+    block = fmt.block if fmt.block else max(length, 1)
+    return Layout(tuple(shape), ax if not per_tensor else 0, block, per_tensor)
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """The result of quantizing rows: values, element codes (or None), scale values per block
+    (blocks, scales_per_block), and the tensor scale (decode direction, or None)."""
+
+    values: np.ndarray
+    codes: np.ndarray | None
+    scales: np.ndarray
+    tensor_scale: F32 | None
+
+
+def _saturating(e: FloatFormat | IntFormat) -> FloatFormat | IntFormat:
+    # Block formats saturate their elements: the scale was chosen so that the block fits.
+    if isinstance(e, FloatFormat) and e.overflow is not Overflow.SATURATE:
+        return dataclasses.replace(e, overflow=Overflow.SATURATE, name=None)
+    return e
+
+
+def round_elements(v: np.ndarray, fmt: ScaledFormat | CodebookFormat, mode: Rounding, seed: int, want_codes: bool):
+    """(values, codes or None) of v rounded to the element format (float32 rows)."""
+    e = fmt.element if isinstance(fmt, ScaledFormat) else fmt
+    if isinstance(e, CodebookFormat):
+        if mode is not Rounding.RNE:
+            raise ValueError(f"rounding: codebook formats round to the nearest value only ('rne'), got {mode.value!r}")
+        idx = np.searchsorted(e.midpoints, v, side="left")
+        idx = np.minimum(idx, e.n_codes - 1)
+        return e.table[idx], (idx.astype(e.code_dtype) if want_codes else None)
+    from .elements import encode, quantize
+
+    el = _saturating(e)
+    vals = quantize(v, el, rounding=mode, seed=seed).astype(np.float32)
+    codes = encode(v, el, rounding=mode, seed=seed, nan="zero").codes if want_codes else None
+    return vals, codes
+
+
+def _int_step(fmt: ScaledFormat) -> F32:
+    """Fixed-point step of integer elements under power-of-two scales (OCP MXINT8: 2^-6)."""
+    if isinstance(fmt.element, IntFormat) and fmt.rule.power_of_two:
+        return F32(2.0 ** -(fmt.element.bits - 2))
+    return F32(1)
+
+
+def quantize_rows(rows: np.ndarray, fmt: ScaledFormat, mode: Rounding, seed: int, want_codes: bool) -> Blocks:
+    """Quantize float32 rows (one block each) to `fmt`."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        amax = np.max(np.abs(rows), axis=1) if rows.shape[1] else np.zeros(rows.shape[0], np.float32)
+    bad = ~np.isfinite(amax)
+    tensor_scale = None
+    rule = fmt.rule
+    if fmt.tensor_scale is TensorScale.NVFP4:
+        s_enc = rules.nvfp4_tensor_scale(rows, fmt)
+        dec, enc = rules.nvfp4_block_scales(amax, s_enc, fmt)
+        tensor_scale = F32(F32(1) / s_enc)
+        blocks = _apply(rows, enc[:, None], dec, fmt, mode, seed, want_codes, post=tensor_scale)
+    elif rule.power_of_two:
+        e = rules.pow2_exponent(amax, fmt)
+        dec = np.ldexp(F32(1), e).astype(np.float32)
+        enc = np.ldexp(F32(1), -e).astype(np.float32)
+        step = _int_step(fmt)
+        v = (rows * enc[:, None]) * (F32(1) / step)
+        blocks = _finish(v, dec, fmt, mode, seed, want_codes, step=step)
+    elif fmt.asymmetric and isinstance(fmt.element, IntFormat):
+        lo = np.minimum(np.min(rows, axis=1), F32(0))
+        hi = np.maximum(np.max(rows, axis=1), F32(0))
+        s, zp = rules.zero_point_scale(lo, hi, fmt)
+        v = _scaled(rows, s[:, None], fmt) + zp[:, None]
+        vals, codes = round_elements(v, fmt, mode, seed, want_codes)
+        values = (vals - zp[:, None]) * s[:, None]
+        blocks = Blocks(values, codes, np.stack([s, zp], axis=1), None)
+    elif fmt.asymmetric:
+        r = F32(fmt.element_max)
+        sp = rules.round_to_scale_format(np.maximum(np.max(rows, axis=1), F32(0)) / r, fmt)
+        sn = rules.round_to_scale_format(np.abs(np.minimum(np.min(rows, axis=1), F32(0))) / r, fmt)
+        neg = np.signbit(rows)
+        s = np.where(neg, sn[:, None], sp[:, None])
+        vals, codes = round_elements(_scaled(rows, s, fmt), fmt, mode, seed, want_codes)
+        blocks = Blocks(vals * s, codes, np.stack([sp, sn], axis=1), None)
+    else:
+        s = _symmetric_scale(rows, amax, fmt, mode, seed)
+        vals, codes = round_elements(_scaled(rows, s[:, None], fmt), fmt, mode, seed, want_codes)
+        blocks = Blocks(vals * s[:, None], codes, s[:, None], None)
+    return _poison(blocks, bad)
+
+
+def _symmetric_scale(rows, amax, fmt: ScaledFormat, mode: Rounding, seed: int) -> np.ndarray:
+    if fmt.rule is ScaleRule.ABSMEAN:
+        mean = (np.sum(np.abs(rows.astype(np.float64)), axis=1) / max(rows.shape[1], 1)).astype(np.float32)
+        return rules.round_to_scale_format(mean, fmt)
+    s = rules.absmax_scale(amax, fmt)
+    if fmt.rule is ScaleRule.MSE:
+        s = _mse_search(rows, amax, s, fmt, mode, seed)
+    return s
+
+
+# Shrink factors the MSE rule tries: 1.00, 0.99, ..., 0.50 of the absmax scale.
+MSE_FACTORS = tuple(1 - k / 100 for k in range(51))
+
+
+def _mse_search(rows, amax, s_absmax, fmt: ScaledFormat, mode: Rounding, seed: int) -> np.ndarray:
+    """Per block, the shrunk absmax scale with the least squared error (the largest factor wins ties)."""
+    best_s, best_err = s_absmax, None
+    for f in MSE_FACTORS:
+        s = rules.round_to_scale_format((amax * F32(f)) / F32(fmt.element_max), fmt)
+        vals, _ = round_elements(_scaled(rows, s[:, None], fmt), fmt, mode, seed, False)
+        err = np.sum((vals * s[:, None] - rows).astype(np.float64) ** 2, axis=1)
+        if best_err is None:
+            best_s, best_err = s, err
+        else:
+            better = err < best_err
+            best_s, best_err = np.where(better, s, best_s), np.where(better, err, best_err)
+    return best_s.astype(np.float32)
+
+
+def _scaled(rows: np.ndarray, s: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
+    """Elements before rounding: x / s or x * (1 / s); 0 where s is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if fmt.divide:
+            return np.where(s == 0, F32(0), rows / s).astype(np.float32)
+    return (rows * rules.reciprocal(s)).astype(np.float32)
+
+
+def _apply(rows, enc, dec, fmt, mode, seed, want_codes, post) -> Blocks:
+    vals, codes = round_elements((rows * enc).astype(np.float32), fmt, mode, seed, want_codes)
+    return Blocks((vals * dec[:, None]) * post, codes, dec[:, None], post)
+
+
+def _finish(v, dec, fmt, mode, seed, want_codes, step) -> Blocks:
+    vals, codes = round_elements(v.astype(np.float32), fmt, mode, seed, want_codes)
+    return Blocks((vals * step) * dec[:, None], codes, dec[:, None], None)
+
+
+def _poison(b: Blocks, bad: np.ndarray) -> Blocks:
+    if not bad.any():
+        return b
+    values = b.values.copy()
+    values[bad] = np.nan
+    scales = b.scales.copy()
+    scales[bad] = np.nan
+    codes = None if b.codes is None else b.codes.copy()
+    if codes is not None:
+        codes[bad] = 0
+    return Blocks(values, codes, scales, b.tensor_scale)
+
+
+def dequantize_rows(codes: np.ndarray, scales: np.ndarray, tensor_scale, fmt: ScaledFormat) -> np.ndarray:
+    """Values of element codes and scale values: the exact inverse of `quantize_rows`."""
+    e = fmt.element
+    table = e.table if isinstance(e, CodebookFormat) else np.asarray(e.values, dtype=np.float32)
+    vals = table[codes.astype(np.int64)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        if fmt.tensor_scale is TensorScale.NVFP4:
+            out = (vals * scales[:, :1]) * F32(tensor_scale)
+        elif fmt.rule.power_of_two:
+            out = (vals * _int_step(fmt)) * scales[:, :1]
+        elif fmt.asymmetric and isinstance(e, IntFormat):
+            out = (vals - scales[:, 1:2]) * scales[:, :1]
+        elif fmt.asymmetric:
+            out = vals * np.where(np.signbit(vals), scales[:, 1:2], scales[:, :1])
+        else:
+            out = vals * scales[:, :1]
+    out = out.astype(np.float32)
+    out[np.isnan(scales).any(axis=1)] = np.nan
+    return out

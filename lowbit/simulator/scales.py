@@ -1,0 +1,103 @@
+"""Scale rules of block-scaled formats, vectorised over blocks in float32.
+
+Every function takes per-block statistics (float32 arrays, one entry per block) and returns
+float32 scale values. Each step is a single float32 operation, in the order DESIGN.md section 3
+gives, so results are the bits the reference recipes produce. A block holding NaN or Inf has a
+NaN amax and gets a NaN scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..formats import FloatFormat, ScaledFormat, ScaleRule
+
+F32 = np.float32
+_E8M0_MIN, _E8M0_MAX = -127, 127
+
+
+def _exponent_field(a: np.ndarray) -> np.ndarray:
+    return (a.view(np.int32) >> 23) & 0xFF
+
+
+def pow2_exponent(amax: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
+    """Unbiased E8M0 exponent of each block (int32; meaningless where amax is NaN)."""
+    amax = np.where(np.isnan(amax), F32(0), amax).astype(np.float32)
+    bits = amax.view(np.int32)
+    emax = fmt.element_emax
+    rule = fmt.rule
+    if rule is ScaleRule.RCEIL:
+        d = amax / F32(fmt.element_max)
+        dbits = d.view(np.int32)
+        field, frac = (dbits >> 23) & 0xFF, dbits & 0x7FFFFF
+        # ceil(log2(d)), exactly: subnormal d lies in (2^-127, 2^-126] (-> -126) or below (-> -127).
+        e = np.where(field > 0, field - 127 + (frac != 0), np.where(frac > (1 << 22), -126, -127))
+    elif rule is ScaleRule.EVEN:
+        mbits = _element_mantissa_bits(fmt)
+        rounded = (bits + (1 << (23 - mbits - 1))) & 0x7F800000
+        e = (rounded >> 23) - 127 - emax
+    else:
+        e = _exponent_field(amax) - 127 - emax
+        if rule is ScaleRule.CEIL:
+            e = e + ((bits & 0x7FFFFF) != 0)
+    return np.clip(e, _E8M0_MIN, _E8M0_MAX).astype(np.int32)
+
+
+def _element_mantissa_bits(fmt: ScaledFormat) -> int:
+    e = fmt.element
+    return e.man_bits if isinstance(e, FloatFormat) else e.bits - 2
+
+
+def round_to_scale_format(s: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
+    """s clamped to [scale_min, scale_max] (where given) and rounded (rne) to the scale format."""
+    if fmt.scale_min is not None:
+        s = np.maximum(s, F32(fmt.scale_min))
+    if fmt.scale_max is not None:
+        s = np.minimum(s, F32(fmt.scale_max))
+    if fmt.scale is None:
+        return s.astype(np.float32)
+    from .elements import quantize
+
+    return quantize(s.astype(np.float32), fmt.scale).astype(np.float32)
+
+
+def absmax_scale(amax: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
+    """amax / max(element), rounded to the scale format."""
+    return round_to_scale_format(amax / F32(fmt.element_max), fmt)
+
+
+def nvfp4_tensor_scale(x: np.ndarray, fmt: ScaledFormat) -> F32:
+    """S_enc = (max(scale) * max(element)) / amax(tensor), at most FLT_MAX; 1 for an all-zero
+    tensor. amax is taken over the finite values (blocks with NaN or Inf become NaN anyway)."""
+    finite = np.abs(x[np.isfinite(x)])
+    amax = F32(finite.max()) if finite.size else F32(0)
+    if amax == 0:
+        return F32(1)
+    with np.errstate(over="ignore"):
+        s = F32(F32(fmt.scale.max) * F32(fmt.element_max)) / amax
+    return min(s, F32(np.finfo(np.float32).max))
+
+
+def nvfp4_block_scales(amax: np.ndarray, s_enc: F32, fmt: ScaledFormat) -> tuple[np.ndarray, np.ndarray]:
+    """(dec_b, enc_b) of TransformerEngine's recipe: dec_b = e4m3(amax_b * (S_enc * (1/max))),
+    enc_b = 1 / (dec_b * (1/S_enc)), 0 where dec_b is 0."""
+    dec = round_to_scale_format(amax * F32(s_enc * F32(F32(1) / F32(fmt.element_max))), fmt)
+    with np.errstate(divide="ignore"):
+        enc = np.where(dec == 0, F32(0), F32(1) / (dec * (F32(1) / s_enc))).astype(np.float32)
+    return dec, enc
+
+
+def reciprocal(s: np.ndarray) -> np.ndarray:
+    """1 / s in float32, 0 where s is 0 (an all-zero block quantizes to zeros)."""
+    with np.errstate(divide="ignore"):
+        return np.where(s == 0, F32(0), F32(1) / s).astype(np.float32)
+
+
+def zero_point_scale(lo: np.ndarray, hi: np.ndarray, fmt: ScaledFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Asymmetric integer scale and zero point: s = (hi - lo) / qmax over [min(x, 0), max(x, 0)],
+    zp = round(-lo / s) clipped to the code range (float32, round half even)."""
+    qmax = F32(fmt.element.max)
+    s = round_to_scale_format((hi - lo) / qmax, fmt)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zp = np.where(s == 0, F32(0), np.clip(np.rint(-lo / s), F32(0), qmax)).astype(np.float32)
+    return s, zp
