@@ -95,8 +95,19 @@ def _saturating(e: FloatFormat | IntFormat) -> FloatFormat | IntFormat:
     return e
 
 
-def round_elements(v: np.ndarray, fmt: ScaledFormat | CodebookFormat, mode: Rounding, seed: int, want_codes: bool):
+@dataclass(frozen=True)
+class ElementRounding:
+    """How elements are rounded: the mode, the stochastic seed, and the target of the element
+    kernels (scales are computed on the host for every target)."""
+
+    mode: Rounding = Rounding.RNE
+    seed: int = 0
+    target: object = None
+
+
+def round_elements(v: np.ndarray, fmt: ScaledFormat | CodebookFormat, rnd: ElementRounding, want_codes: bool):
     """(values, codes or None) of v rounded to the element format (float32 rows)."""
+    mode, seed, target = rnd.mode, rnd.seed, rnd.target
     e = fmt.element if isinstance(fmt, ScaledFormat) else fmt
     if isinstance(e, CodebookFormat):
         if mode is not Rounding.RNE:
@@ -107,8 +118,8 @@ def round_elements(v: np.ndarray, fmt: ScaledFormat | CodebookFormat, mode: Roun
     from .elements import encode, quantize
 
     el = _saturating(e)
-    vals = quantize(v, el, rounding=mode, seed=seed).astype(np.float32)
-    codes = encode(v, el, rounding=mode, seed=seed, nan="zero").codes if want_codes else None
+    vals = quantize(v, el, rounding=mode, seed=seed, target=target).astype(np.float32)
+    codes = encode(v, el, rounding=mode, seed=seed, nan="zero", target=target).codes if want_codes else None
     return vals, codes
 
 
@@ -119,10 +130,15 @@ def _int_step(fmt: ScaledFormat) -> F32:
     return F32(1)
 
 
-def quantize_rows(rows: np.ndarray, fmt: ScaledFormat, mode: Rounding, seed: int, want_codes: bool) -> Blocks:
+def quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, want_codes: bool) -> Blocks:
     """Quantize float32 rows (one block each) to `fmt`."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        amax = np.max(np.abs(rows), axis=1) if rows.shape[1] else np.zeros(rows.shape[0], np.float32)
+    # Blocks holding NaN or Inf overflow on the way and are set to NaN at the end, on purpose.
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return _quantize_rows(rows, fmt, rnd, want_codes)
+
+
+def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, want_codes: bool) -> Blocks:
+    amax = np.max(np.abs(rows), axis=1) if rows.shape[1] else np.zeros(rows.shape[0], np.float32)
     bad = ~np.isfinite(amax)
     tensor_scale = None
     rule = fmt.rule
@@ -130,20 +146,20 @@ def quantize_rows(rows: np.ndarray, fmt: ScaledFormat, mode: Rounding, seed: int
         s_enc = rules.nvfp4_tensor_scale(rows, fmt)
         dec, enc = rules.nvfp4_block_scales(amax, s_enc, fmt)
         tensor_scale = F32(F32(1) / s_enc)
-        blocks = _apply(rows, enc[:, None], dec, fmt, mode, seed, want_codes, post=tensor_scale)
+        blocks = _apply(rows, enc[:, None], dec, fmt, rnd, want_codes, post=tensor_scale)
     elif rule.power_of_two:
         e = rules.pow2_exponent(amax, fmt)
         dec = np.ldexp(F32(1), e).astype(np.float32)
         enc = np.ldexp(F32(1), -e).astype(np.float32)
         step = _int_step(fmt)
         v = (rows * enc[:, None]) * (F32(1) / step)
-        blocks = _finish(v, dec, fmt, mode, seed, want_codes, step=step)
+        blocks = _finish(v, dec, fmt, rnd, want_codes, step=step)
     elif fmt.asymmetric and isinstance(fmt.element, IntFormat):
         lo = np.minimum(np.min(rows, axis=1), F32(0))
         hi = np.maximum(np.max(rows, axis=1), F32(0))
         s, zp = rules.zero_point_scale(lo, hi, fmt)
         v = _scaled(rows, s[:, None], fmt) + zp[:, None]
-        vals, codes = round_elements(v, fmt, mode, seed, want_codes)
+        vals, codes = round_elements(v, fmt, rnd, want_codes)
         values = (vals - zp[:, None]) * s[:, None]
         blocks = Blocks(values, codes, np.stack([s, zp], axis=1), None)
     elif fmt.asymmetric:
@@ -152,22 +168,22 @@ def quantize_rows(rows: np.ndarray, fmt: ScaledFormat, mode: Rounding, seed: int
         sn = rules.round_to_scale_format(np.abs(np.minimum(np.min(rows, axis=1), F32(0))) / r, fmt)
         neg = np.signbit(rows)
         s = np.where(neg, sn[:, None], sp[:, None])
-        vals, codes = round_elements(_scaled(rows, s, fmt), fmt, mode, seed, want_codes)
+        vals, codes = round_elements(_scaled(rows, s, fmt), fmt, rnd, want_codes)
         blocks = Blocks(vals * s, codes, np.stack([sp, sn], axis=1), None)
     else:
-        s = _symmetric_scale(rows, amax, fmt, mode, seed)
-        vals, codes = round_elements(_scaled(rows, s[:, None], fmt), fmt, mode, seed, want_codes)
+        s = _symmetric_scale(rows, amax, fmt, rnd)
+        vals, codes = round_elements(_scaled(rows, s[:, None], fmt), fmt, rnd, want_codes)
         blocks = Blocks(vals * s[:, None], codes, s[:, None], None)
     return _poison(blocks, bad)
 
 
-def _symmetric_scale(rows, amax, fmt: ScaledFormat, mode: Rounding, seed: int) -> np.ndarray:
+def _symmetric_scale(rows, amax, fmt: ScaledFormat, rnd: ElementRounding) -> np.ndarray:
     if fmt.rule is ScaleRule.ABSMEAN:
         mean = (np.sum(np.abs(rows.astype(np.float64)), axis=1) / max(rows.shape[1], 1)).astype(np.float32)
         return rules.round_to_scale_format(mean, fmt)
     s = rules.absmax_scale(amax, fmt)
     if fmt.rule is ScaleRule.MSE:
-        s = _mse_search(rows, amax, s, fmt, mode, seed)
+        s = _mse_search(rows, amax, s, fmt, rnd)
     return s
 
 
@@ -175,12 +191,12 @@ def _symmetric_scale(rows, amax, fmt: ScaledFormat, mode: Rounding, seed: int) -
 MSE_FACTORS = tuple(1 - k / 100 for k in range(51))
 
 
-def _mse_search(rows, amax, s_absmax, fmt: ScaledFormat, mode: Rounding, seed: int) -> np.ndarray:
+def _mse_search(rows, amax, s_absmax, fmt: ScaledFormat, rnd: ElementRounding) -> np.ndarray:
     """Per block, the shrunk absmax scale with the least squared error (the largest factor wins ties)."""
     best_s, best_err = s_absmax, None
     for f in MSE_FACTORS:
         s = rules.round_to_scale_format((amax * F32(f)) / F32(fmt.element_max), fmt)
-        vals, _ = round_elements(_scaled(rows, s[:, None], fmt), fmt, mode, seed, False)
+        vals, _ = round_elements(_scaled(rows, s[:, None], fmt), fmt, rnd, False)
         err = np.sum((vals * s[:, None] - rows).astype(np.float64) ** 2, axis=1)
         if best_err is None:
             best_s, best_err = s, err
@@ -198,13 +214,13 @@ def _scaled(rows: np.ndarray, s: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
     return (rows * rules.reciprocal(s)).astype(np.float32)
 
 
-def _apply(rows, enc, dec, fmt, mode, seed, want_codes, post) -> Blocks:
-    vals, codes = round_elements((rows * enc).astype(np.float32), fmt, mode, seed, want_codes)
+def _apply(rows, enc, dec, fmt, rnd, want_codes, post) -> Blocks:
+    vals, codes = round_elements((rows * enc).astype(np.float32), fmt, rnd, want_codes)
     return Blocks((vals * dec[:, None]) * post, codes, dec[:, None], post)
 
 
-def _finish(v, dec, fmt, mode, seed, want_codes, step) -> Blocks:
-    vals, codes = round_elements(v.astype(np.float32), fmt, mode, seed, want_codes)
+def _finish(v, dec, fmt, rnd, want_codes, step) -> Blocks:
+    vals, codes = round_elements(v.astype(np.float32), fmt, rnd, want_codes)
     return Blocks((vals * step) * dec[:, None], codes, dec[:, None], None)
 
 

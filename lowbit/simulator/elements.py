@@ -366,15 +366,21 @@ def _float32_host(x, what: str = "x") -> np.ndarray:
     return np.asarray(_host_float_array(x), dtype=np.float32)
 
 
+def _rounder(prep: _Prepared):
+    from .blocks import ElementRounding
+
+    return ElementRounding(prep.mode, prep.seed, prep.target)
+
+
 def _quantize_blocked(x, prep: _Prepared, axis):
     from .blocks import layout, quantize_rows, round_elements
 
     arr = _float32_host(x)
     if isinstance(prep.fmt, CodebookFormat):
-        return round_elements(arr, prep.fmt, prep.mode, prep.seed, False)[0].reshape(arr.shape)
+        return round_elements(arr, prep.fmt, _rounder(prep), False)[0].reshape(arr.shape)
     lay = layout(arr.shape, prep.fmt, axis)
     rows = lay.to_rows(arr)
-    return lay.from_rows(quantize_rows(rows, prep.fmt, prep.mode, prep.seed, False).values)
+    return lay.from_rows(quantize_rows(rows, prep.fmt, _rounder(prep), False).values)
 
 
 def _codebook_values(codes: np.ndarray, spec: CodebookFormat) -> np.ndarray:
@@ -405,10 +411,10 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
     if isinstance(spec, CodebookFormat):
         if policy is NanPolicy.RAISE and np.isnan(arr).any():
             raise ValueError(f"x contains NaN and codebook {spec.name or 'format'!r} has no NaN code; pass nan='zero'")
-        codes = round_elements(np.nan_to_num(arr, nan=0.0), spec, prep.mode, prep.seed, True)[1]
+        codes = round_elements(np.nan_to_num(arr, nan=0.0), spec, _rounder(prep), True)[1]
         return Encoded(codes=codes.reshape(arr.shape), format=spec, shape=tuple(arr.shape))
     lay = layout(arr.shape, spec, axis)
-    b = quantize_rows(lay.to_rows(arr), spec, prep.mode, prep.seed, True)
+    b = quantize_rows(lay.to_rows(arr), spec, _rounder(prep), True)
     scales = _scale_codes(b.scales, spec).reshape(*lay.blocks_shape, spec.scales_per_block)
     if spec.scales_per_block == 1:
         scales = scales[..., 0]

@@ -15,7 +15,8 @@ from lowbit.simulator.params import fast_params
 
 from ..helpers import CUSTOM_FORMATS, all_float16, grid_inputs, random_f32
 
-FAST = [name for name in (*catalog.family("float"), *catalog.family("int")) if fast_params(catalog[name], False) is not None]
+ELEMENTS = (*catalog.family("float"), *catalog.family("int"))
+FAST = [name for name in ELEMENTS if fast_params(catalog[name], False) is not None]
 FAST_CUSTOM = [k for k, f in CUSTOM_FORMATS.items() if fast_params(f, False) is not None]
 
 

@@ -1,0 +1,156 @@
+"""NVFP4, NF4 and the other codebooks, AFPQ, BitNet, HIGGS grids: hand-worked rows, published
+tables and independent NumPy implementations of the recipes."""
+
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+import yaml
+
+import lowbit
+from lowbit.formats import catalog
+
+DATA = Path(__file__).parents[1] / "data"
+VECTORS = yaml.safe_load((DATA / "vectors.yaml").read_text())
+PUBLISHED = yaml.safe_load((DATA / "published.yaml").read_text())["codebooks"]
+F32 = np.float32
+
+
+def nvfp4_numpy(x: np.ndarray) -> np.ndarray:
+    """TransformerEngine's two-level NVFP4 recipe, step by step in float32 (DESIGN.md section 3)."""
+    amax = F32(np.abs(x).max())
+    s_enc = F32(1) if amax == 0 else min(F32(2688) / amax, F32(np.finfo(F32).max))
+    rows = x.reshape(-1, 16)
+    dec = (np.abs(rows).max(axis=1) * (s_enc * (F32(1) / F32(6)))).astype(ml_dtypes.float8_e4m3fn).astype(F32)
+    with np.errstate(divide="ignore"):
+        enc = np.where(dec == 0, F32(0), F32(1) / (dec * (F32(1) / s_enc))).astype(F32)
+    scaled = np.clip(rows * enc[:, None], F32(-6), F32(6))
+    qv = scaled.astype(ml_dtypes.float4_e2m1fn).astype(F32)
+    return ((qv * dec[:, None]) * (F32(1) / s_enc)).reshape(x.shape)
+
+
+def test_nvfp4_two_level_equals_numpy_recipe():
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(1 << 18) * np.exp2(rng.integers(-8, 8, (1 << 18) // 16)).repeat(16)).astype(F32)
+    x[:16] = 0
+    np.testing.assert_array_equal(lowbit.quantize(x, "nvfp4").view(np.uint32), nvfp4_numpy(x).view(np.uint32))
+
+
+def test_nvfp4_vectors_and_packing():
+    case = VECTORS["nvfp4_two_level_torchao"][0]
+    x = np.zeros(32, F32)
+    x[:4] = case["in"]
+    x[16] = case["tensor_amax"]  # another block carries the tensor's amax
+    enc = lowbit.encode(x, "nvfp4")
+    assert enc.tensor_scale == pytest.approx(case["tensor_scale"], rel=1e-7)
+    assert enc.scales[0] == case["scale_code"]
+    np.testing.assert_array_equal(lowbit.decode(enc.codes[:4], "float4_e2m1fn"), case["elements"])
+    for name in ("nvfp4", "nvfp4_single"):
+        assert lowbit.encode(np.array([1.0, 6.0], F32), name).packed()[0] == 0x72
+    assert lowbit.bits_per_element("nvfp4") == 4.5
+
+
+def test_nvfp4_single_level_vectors():
+    rows = VECTORS["nvfp4_single_level_torchao"]
+    enc = lowbit.encode(np.asarray(rows[0]["in"], F32), "nvfp4_single")
+    assert enc.scales[0] == rows[0]["scale_code"]
+    np.testing.assert_array_equal(lowbit.decode(enc.codes, "float4_e2m1fn"), rows[0]["elements"])
+    single = lowbit.quantize(np.asarray(rows[1]["in"], F32), "nvfp4_single")
+    np.testing.assert_array_equal(single, rows[1]["dequantized"])
+    zero = lowbit.encode(np.zeros(16, F32), "nvfp4_single")
+    assert lowbit.decode(zero.scales, "float8_e4m3fn")[0] == rows[2]["scale"]
+    np.testing.assert_array_equal(lowbit.decode(zero), 0)
+
+
+def test_nf4_table_is_the_published_one():
+    assert catalog["nf4_codebook"].values == tuple(PUBLISHED["nf4"]["values"])
+    assert catalog["nf3_codebook"].values == tuple(PUBLISHED["nf3"]["values"])
+    assert catalog["fp3_e2m0"].values == tuple(float(v) for v in PUBLISHED["fp3_e2m0"]["values"])
+
+
+def test_nf4_ties_go_to_the_lower_code():
+    t = catalog["nf4_codebook"].table.astype(np.float64)
+    mids = (t[1:] + t[:-1]) / 2
+    exact = mids[mids.astype(F32).astype(np.float64) == mids]  # midpoints float32 can hold
+    assert exact.size >= 3
+    block = np.concatenate([[1.0], exact]).astype(F32)  # absmax 1: elements are x * 1
+    codes = lowbit.encode(block, "nf4").codes[1:]
+    lower = np.searchsorted(t, exact) - 1
+    np.testing.assert_array_equal(codes, lower)
+    # one float32 ulp above a midpoint goes up
+    above = np.nextafter(exact.astype(F32), F32(2))
+    np.testing.assert_array_equal(lowbit.encode(np.concatenate([[F32(1)], above]), "nf4").codes[1:], lower + 1)
+
+
+def test_nf4_zero_block_packing_and_bits():
+    enc = lowbit.encode(np.zeros(128, F32), "nf4")
+    np.testing.assert_array_equal(enc.codes, 7)
+    assert enc.packed()[0] == 0x77
+    first_high = lowbit.encode(np.array([-1.0, 1.0], F32), "nf4").packed()
+    assert first_high[0] == 0x0F  # code 0 in the high nibble, code 15 in the low one
+    assert lowbit.bits_per_element("nf4") == 4.5
+
+
+def test_nf4_equals_numpy_bitsandbytes_rule():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(64 * 500).astype(F32)
+    rows = x.reshape(-1, 64)
+    absmax = np.abs(rows).max(axis=1)
+    v = rows * (F32(1) / absmax)[:, None]
+    t = np.asarray(PUBLISHED["nf4"]["values"], F32)
+    dist = np.abs(v[..., None].astype(np.float64) - t.astype(np.float64))
+    codes = np.argmin(dist, axis=-1)  # argmin keeps the first (lower) code on ties
+    ref = (t[codes] * absmax[:, None]).reshape(x.shape)
+    np.testing.assert_array_equal(lowbit.quantize(x, "nf4"), ref)
+    np.testing.assert_array_equal(lowbit.encode(x, "nf4").codes, codes.reshape(x.shape))
+
+
+def test_higgs_p1_grids_match_published():
+    for n in (4, 8, 16):
+        np.testing.assert_allclose(catalog[f"higgs_p1_n{n}"].values, PUBLISHED["higgs_p1"][f"n{n}"], atol=1e-4, rtol=0)
+
+
+def test_afpq_one_sided_and_zero_groups():
+    pos = np.linspace(0.1, 6.0, 128, dtype=F32)  # no negative values: the negative scale is 0
+    enc = lowbit.encode(pos, "afpq_fp4_g128")
+    sp, sn = lowbit.decode(enc.scales, "float16")[0]
+    assert sn == 0 and sp == 1.0  # 6 / 6 in fp16
+    out = lowbit.decode(enc)
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out, lowbit.quantize(pos, "float4_e2m1fn"))
+    zeros = lowbit.quantize(np.zeros(256, F32), "afpq_nf3_g128")
+    np.testing.assert_array_equal(zeros, 0)
+    neg = -pos  # only negative values: the positive scale is 0
+    np.testing.assert_array_equal(lowbit.quantize(neg, "afpq_fp4_g128"), -lowbit.quantize(pos, "float4_e2m1fn"))
+
+
+def test_afpq_uses_separate_scales():
+    x = np.zeros(128, F32)
+    x[0], x[1], x[2] = 6.0, -1.5, -0.75  # s+ = 1, s- = 0.25
+    out = lowbit.quantize(x, "afpq_fp4_g128")
+    assert out[0] == 6.0 and out[1] == -1.5 and out[2] == -0.75  # -6 * 0.25, -3 * 0.25
+    sym = lowbit.quantize(x, lowbit.get_format("afpq_fp4_g128", asymmetric=False))
+    assert sym[2] == -1.0  # one scale of 1: -0.75 rounds to the E2M1 value -1 (tie 0.5|1 -> even)
+
+
+def test_bitnet_hand_rows():
+    w = np.array([0.5, -1.5, 0.0, 2.0], F32)  # mean |w| = 1: round half even then clip
+    np.testing.assert_array_equal(lowbit.quantize(w, "bitnet_b158"), [0.0, -1.0, 0.0, 1.0])
+    w2 = np.array([[0.3, -0.1], [0.9, -0.5]], F32)  # alpha = 0.45 over the whole tensor
+    alpha = F32(np.float64(1.8) / 4)
+    expected = np.array([[1, 0], [1, -1]], F32) * alpha  # 0.67 -> 1, -0.22 -> 0, 2 -> 1, -1.11 -> -1
+    np.testing.assert_array_equal(lowbit.quantize(w2, "bitnet_b158"), expected)
+
+
+def test_int_groups_symmetric_and_zero_point():
+    x = np.linspace(-1.0, 3.0, 128, dtype=F32)
+    sym = lowbit.encode(x, "int4_g128")
+    s = lowbit.decode(sym.scales, "float16")[0]
+    assert s == F32(np.float16(3.0 / 7))
+    asym = lowbit.encode(x, "int4_g128_asym")
+    s, zp = lowbit.decode(asym.scales, "float16")[0]
+    assert s == F32(np.float16(4.0 / 15)) and zp == np.rint(1.0 / s)
+    out = lowbit.decode(asym)
+    assert np.abs(out - x).max() <= s / 2 + 1e-6
+    np.testing.assert_array_equal(out, lowbit.quantize(x, "int4_g128_asym"))
