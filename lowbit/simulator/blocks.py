@@ -88,7 +88,7 @@ class Blocks:
     tensor_scale: F32 | None
 
 
-def _saturating(e: FloatFormat | IntFormat) -> FloatFormat | IntFormat:
+def saturating(e: FloatFormat | IntFormat) -> FloatFormat | IntFormat:
     # Block formats saturate their elements: the scale was chosen so that the block fits.
     if isinstance(e, FloatFormat) and e.overflow is not Overflow.SATURATE:
         return dataclasses.replace(e, overflow=Overflow.SATURATE, name=None)
@@ -117,7 +117,7 @@ def round_elements(v: np.ndarray, fmt: ScaledFormat | CodebookFormat, rnd: Eleme
         return e.table[idx], (idx.astype(e.code_dtype) if want_codes else None)
     from .elements import encode, quantize
 
-    el = _saturating(e)
+    el = saturating(e)
     vals = quantize(v, el, rounding=mode, seed=seed, target=target).astype(np.float32)
     codes = encode(v, el, rounding=mode, seed=seed, nan="zero", target=target).codes if want_codes else None
     return vals, codes

@@ -49,16 +49,18 @@ def _element_mantissa_bits(fmt: ScaledFormat) -> int:
 
 
 def round_to_scale_format(s: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
-    """s clamped to [scale_min, scale_max] (where given) and rounded (rne) to the scale format."""
+    """s clamped to [scale_min, scale_max] (where given) and rounded (rne) to the scale format,
+    saturating at its largest value (a finite block never gets an infinite scale)."""
     if fmt.scale_min is not None:
         s = np.maximum(s, F32(fmt.scale_min))
     if fmt.scale_max is not None:
         s = np.minimum(s, F32(fmt.scale_max))
     if fmt.scale is None:
         return s.astype(np.float32)
+    from .blocks import saturating
     from .elements import quantize
 
-    return quantize(s.astype(np.float32), fmt.scale).astype(np.float32)
+    return quantize(s.astype(np.float32), saturating(fmt.scale)).astype(np.float32)
 
 
 def absmax_scale(amax: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
