@@ -4,6 +4,7 @@ from .elements import Encoded, Target, bits_per_element, decode, encode, quantiz
 from .packing import BitOrder, pack_codes, unpack_codes
 from .params import NanPolicy
 from .rounding import Rounding
+from .transforms import hadamard
 
 __all__ = [
     "BitOrder",
@@ -14,6 +15,7 @@ __all__ = [
     "bits_per_element",
     "decode",
     "encode",
+    "hadamard",
     "pack_codes",
     "quantize",
     "unpack_codes",

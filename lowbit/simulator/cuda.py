@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from numba import cuda
 
 from .jit import cuda_device, cuda_kernel
-from .scalar import encode_one, fast_tuple, make_kernels, quantize_fast, quantize_one, retarget
+from .scalar import encode_one, fast_tuple, fwht_row, make_kernels, quantize_fast, quantize_one, retarget
 
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 4096
@@ -31,12 +31,17 @@ def quantize_fast_loop(x, f, out):
         out[i] = quantize_fast(x[i], q)
 
 
+def fwht_loop(buf, h):
+    for r in range(cuda.grid(1), buf.size // h, cuda.gridsize(1)):
+        fwht_row(buf, r * h, h)
+
+
 def decode_loop(codes, table, out):
     for i in range(cuda.grid(1), codes.size, cuda.gridsize(1)):
         out[i] = table[codes[i]]
 
 
-LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop)
+LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop, fwht_loop)
 
 
 @functools.cache

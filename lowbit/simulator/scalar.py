@@ -326,6 +326,24 @@ def decode_loop(codes, table, out):
         out[i] = table[codes[i]]
 
 
+def fwht_row(buf, base, h):
+    """In-place unnormalised Walsh-Hadamard transform of buf[base : base + h] (h a power of 2)."""
+    step = 1
+    while step < h:
+        for i in range(base, base + h, 2 * step):
+            for j in range(i, i + step):
+                a = buf[j]
+                b = buf[j + step]
+                buf[j] = a + b
+                buf[j + step] = a - b
+        step *= 2
+
+
+def fwht_loop(buf, h):
+    for r in prange(buf.size // h):
+        fwht_row(buf, r * h, h)
+
+
 def quantize_float_loop(x, f, out):
     q = fast_tuple(f)
     # Chunks over the cores with a plain inner loop, which the compiler vectorizes. Integer and
@@ -357,7 +375,15 @@ def encode_fast_loop(x, f, p, out):
             out[i] = code_of_value(r[i - lo], np.int64(rb[i - lo]), c)
 
 
-CPU_LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_float_loop, quantize_int_loop, encode_fast_loop)
+CPU_LOOPS = (
+    quantize_loop,
+    encode_loop,
+    decode_loop,
+    quantize_float_loop,
+    quantize_int_loop,
+    encode_fast_loop,
+    fwht_loop,
+)
 SCALAR_FUNCTIONS = (
     mul32,
     hash32,
@@ -375,6 +401,7 @@ SCALAR_FUNCTIONS = (
     quantize_fast_int,
     quantize_fast,
     code_of_value,
+    fwht_row,
 )
 
 
