@@ -3,13 +3,14 @@
 from .catalog import ALIASES, AnyFormat, Catalog, catalog
 from .codebook import CodebookFormat
 from .names import get_format, known_names
-from .scaled import ScaledFormat, ScaleRule, TensorScale
+from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
 
 __all__ = [
     "ALIASES",
     "AnyFormat",
     "CodebookFormat",
+    "DoubleQuant",
     "ScaleRule",
     "ScaledFormat",
     "TensorScale",

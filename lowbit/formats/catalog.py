@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from . import tables
 from .codebook import CodebookFormat
-from .scaled import ScaledFormat, ScaleRule, TensorScale
+from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
 
 AnyFormat = ElementFormat | CodebookFormat | ScaledFormat
@@ -60,6 +60,14 @@ _MX = {"scale": _E8M0, "rule": ScaleRule.OCP_FLOOR, "block": 32}
 _NV = {"scale": _E4M3, "rule": ScaleRule.ABSMAX, "block": 16}
 
 
+class Lazy:
+    """A catalog entry computed on first use (a construction that needs SciPy, say)."""
+
+    def __init__(self, build, family: Family) -> None:
+        self.build = build
+        self.family = family
+
+
 def _afpq(element: ElementFormat | CodebookFormat, group: int) -> ScaledFormat:
     return ScaledFormat(element, group, scale=_FP16, asymmetric=True)
 
@@ -88,6 +96,7 @@ _LITERALS.update(
         # codebooks with an fp32 absmax per block (bitsandbytes' layout)
         "nf4": ScaledFormat(_NF4, 64),
         "nf3": ScaledFormat(_NF3, 64),
+        "nf4_dq": Lazy(lambda: ScaledFormat(_NF4, 64, scale=DoubleQuant()), Family.SCALED),
         "nf4_codebook": _NF4,
         "nf3_codebook": _NF3,
         "fp3_e2m0": _FP3,
@@ -118,20 +127,13 @@ ALIASES: Mapping[str, str] = MappingProxyType(
 )
 
 
-class Lazy:
-    """A catalog entry computed on first use (a construction that needs SciPy, say)."""
-
-    def __init__(self, build) -> None:
-        self.build = build
-
-
 def _higgs(n: int) -> Lazy:
     def build() -> CodebookFormat:
         from .constructions import lloyd_max_normal
 
         return CodebookFormat(lloyd_max_normal(n), source=f"Lloyd-Max quantizer of N(0,1), {n} levels (HIGGS p=1)")
 
-    return Lazy(build)
+    return Lazy(build, Family.CODEBOOK)
 
 
 _LITERALS.update({f"higgs_p1_n{n}": _higgs(n) for n in (4, 8, 16)})
@@ -164,15 +166,11 @@ class Catalog(Mapping[str, AnyFormat]):
 
     def family(self, family: Family | str) -> tuple[str, ...]:
         fam = family if isinstance(family, Family) else Family(family)
-        return tuple(n for n, s in self._specs.items() if _family(s) is fam)
+        return tuple(n for n, s in self._specs.items() if s.family is fam)
 
     @property
     def families(self) -> dict[str, tuple[str, ...]]:
         return {f.value: self.family(f) for f in Family}
-
-
-def _family(spec) -> Family:
-    return Family.CODEBOOK if isinstance(spec, Lazy) else spec.family
 
 
 catalog = Catalog(_LITERALS)

@@ -54,6 +54,37 @@ ElementLike = FloatFormat | IntFormat | CodebookFormat
 
 
 @dataclass(frozen=True)
+class DoubleQuant:
+    """QLoRA's double quantization of the block scales: the scales minus their mean, quantized in
+    blocks of `block` scales to the nearest value of `code` times the block's absmax (fp32), plus
+    the fp32 mean. `code` is bitsandbytes' signed 8-bit dynamic map."""
+
+    block: int = 256
+    code: CodebookFormat | None = None
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _require_int(self.block, "block", 1)
+        if self.code is None:
+            from .constructions import dynamic_map_signed
+
+            object.__setattr__(self, "code", CodebookFormat(dynamic_map_signed(), source="bitsandbytes dynamic map"))
+
+    @property
+    def bits(self) -> int:
+        return self.code.bits
+
+    @property
+    def bits_per_scale(self) -> float:
+        """Code bits plus the fp32 absmax shared by `block` scales (the one fp32 mean per tensor is
+        not counted)."""
+        return self.code.bits + 32 / self.block
+
+    def describe(self) -> str:
+        return f"double-quantized ({self.code.bits}-bit dynamic map, block {self.block})"
+
+
+@dataclass(frozen=True)
 class ScaledFormat:
     """`element` values times a per-block scale.
 
@@ -74,7 +105,7 @@ class ScaledFormat:
 
     element: ElementLike
     block: int | None = 32
-    scale: FloatFormat | IntFormat | None = None
+    scale: FloatFormat | IntFormat | DoubleQuant | None = None
     rule: ScaleRule = ScaleRule.ABSMAX
     tensor_scale: TensorScale = TensorScale.NONE
     asymmetric: bool = False
@@ -89,13 +120,15 @@ class ScaledFormat:
             raise TypeError(f"element must be a float, integer or codebook format, got {self.element!r}")
         if self.block is not None:
             _require_int(self.block, "block", 0)
-        if self.scale is not None and not isinstance(self.scale, (FloatFormat, IntFormat)):
+        if self.scale is not None and not isinstance(self.scale, (FloatFormat, IntFormat, DoubleQuant)):
             raise TypeError(f"scale must be a float format or None (exact float32), got {self.scale!r}")
         object.__setattr__(self, "rule", _parse_enum(ScaleRule, self.rule, "rule"))
         object.__setattr__(self, "tensor_scale", _parse_enum(TensorScale, self.tensor_scale, "tensor_scale"))
         _require_bool(self.asymmetric, "asymmetric")
         _require_bool(self.divide, "divide")
         _require_int(self.axis, "axis", -(1 << 30))
+        if isinstance(self.scale, DoubleQuant) and (self.asymmetric or self.tensor_scale is not TensorScale.NONE):
+            raise ValueError("double quantization applies to one absmax scale per block (NF4's layout)")
         if self.rule.power_of_two:
             if isinstance(self.element, CodebookFormat):
                 raise ValueError(f"rule {self.rule.value!r} needs a float or integer element, not a codebook")
@@ -128,7 +161,9 @@ class ScaledFormat:
         return 2 if self.asymmetric else 1
 
     @property
-    def scale_bits(self) -> int:
+    def scale_bits(self) -> float:
+        if isinstance(self.scale, DoubleQuant):
+            return self.scale.bits_per_scale
         return 32 if self.scale is None else self.scale.bits
 
     @property

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..formats import CodebookFormat, FloatFormat, IntFormat, Overflow, ScaledFormat, ScaleRule, TensorScale
+from ..formats import (
+    CodebookFormat,
+    DoubleQuant,
+    FloatFormat,
+    IntFormat,
+    Overflow,
+    ScaledFormat,
+    ScaleRule,
+    TensorScale,
+)
 from . import scales as rules
 from .rounding import Rounding
 
@@ -86,6 +95,8 @@ class Blocks:
     codes: np.ndarray | None
     scales: np.ndarray
     tensor_scale: F32 | None
+    # double quantization: (scale codes, absmax per group of scales, offset)
+    scale_state: tuple | None = None
 
 
 def saturating(e: FloatFormat | IntFormat) -> FloatFormat | IntFormat:
@@ -172,8 +183,12 @@ def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, wa
         blocks = Blocks(vals * s, codes, np.stack([sp, sn], axis=1), None)
     else:
         s = _symmetric_scale(rows, amax, fmt, rnd)
+        state = None
+        if isinstance(fmt.scale, DoubleQuant):
+            s, dq_codes, a2, offset = rules.double_quantize(np.where(bad, F32(0), s), fmt.scale)
+            state = (dq_codes, a2, offset)
         vals, codes = round_elements(_scaled(rows, s[:, None], fmt), fmt, rnd, want_codes)
-        blocks = Blocks(vals * s[:, None], codes, s[:, None], None)
+        blocks = Blocks(vals * s[:, None], codes, s[:, None], None, state)
     return _poison(blocks, bad)
 
 
@@ -234,7 +249,7 @@ def _poison(b: Blocks, bad: np.ndarray) -> Blocks:
     codes = None if b.codes is None else b.codes.copy()
     if codes is not None:
         codes[bad] = 0
-    return Blocks(values, codes, scales, b.tensor_scale)
+    return Blocks(values, codes, scales, b.tensor_scale, b.scale_state)
 
 
 def dequantize_rows(codes: np.ndarray, scales: np.ndarray, tensor_scale, fmt: ScaledFormat) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..formats import CodebookFormat, ElementFormat, IntFormat, ScaledFormat, get_format
+from ..formats import CodebookFormat, DoubleQuant, ElementFormat, IntFormat, ScaledFormat, get_format
 from .packing import BitOrder, pack_codes
 from .params import NanPolicy, fast_params, kernel_params
 from .rounding import Rounding
@@ -50,7 +50,8 @@ class Encoded:
                   asymmetric formats ([scale, zero point] or [positive, negative scale]). An
                   exact-float32 scale's code is its IEEE bit pattern (uint32).
     tensor_scale: the per-tensor scale in the decode direction (NVFP4: 1 / S_enc), else None.
-    meta:         {"axis": the block axis used}.
+    meta:         {"axis": the block axis used}; double-quantized scales add "dq_absmax" (fp32
+                  per group of scales) and "dq_offset" (the fp32 mean).
     """
 
     codes: np.ndarray
@@ -392,6 +393,8 @@ def _codebook_values(codes: np.ndarray, spec: CodebookFormat) -> np.ndarray:
 
 
 def _scale_codes(values: np.ndarray, spec: ScaledFormat) -> np.ndarray:
+    if isinstance(spec.scale, DoubleQuant):
+        raise TypeError("double-quantized scale codes come with their state; see _encode_blocked")
     if spec.scale is None:
         return np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
     return encode(values.astype(np.float32), spec.scale, nan="zero").codes
@@ -415,7 +418,12 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
         return Encoded(codes=codes.reshape(arr.shape), format=spec, shape=tuple(arr.shape))
     lay = layout(arr.shape, spec, axis)
     b = quantize_rows(lay.to_rows(arr), spec, _rounder(prep), True)
-    scales = _scale_codes(b.scales, spec).reshape(*lay.blocks_shape, spec.scales_per_block)
+    meta = {"axis": lay.axis}
+    if b.scale_state is not None:
+        dq_codes, meta["dq_absmax"], meta["dq_offset"] = b.scale_state
+        scales = dq_codes.reshape(*lay.blocks_shape, 1)
+    else:
+        scales = _scale_codes(b.scales, spec).reshape(*lay.blocks_shape, spec.scales_per_block)
     if spec.scales_per_block == 1:
         scales = scales[..., 0]
     return Encoded(
@@ -424,7 +432,7 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
         shape=tuple(arr.shape),
         scales=scales,
         tensor_scale=None if b.tensor_scale is None else float(b.tensor_scale),
-        meta={"axis": lay.axis},
+        meta=meta,
     )
 
 
@@ -435,6 +443,12 @@ def _decode_blocked(enc: Encoded) -> np.ndarray:
     if isinstance(spec, CodebookFormat):
         return _codebook_values(enc.codes, spec)
     lay = layout(enc.shape, spec, enc.meta.get("axis"))
-    scales = _scale_values(np.asarray(enc.scales), spec).reshape(-1, spec.scales_per_block)
+    if isinstance(spec.scale, DoubleQuant):
+        from .scales import dq_values
+
+        codes = np.asarray(enc.scales).reshape(-1)
+        scales = dq_values(codes, enc.meta["dq_absmax"], enc.meta["dq_offset"], spec.scale).reshape(-1, 1)
+    else:
+        scales = _scale_values(np.asarray(enc.scales), spec).reshape(-1, spec.scales_per_block)
     rows = dequantize_rows(lay.to_rows(np.asarray(enc.codes)), scales, enc.tensor_scale, spec)
     return lay.from_rows(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..formats import FloatFormat, ScaledFormat, ScaleRule
+from ..formats import DoubleQuant, FloatFormat, ScaledFormat, ScaleRule
 
 F32 = np.float32
 _E8M0_MIN, _E8M0_MAX = -127, 127
@@ -55,8 +55,8 @@ def round_to_scale_format(s: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
         s = np.maximum(s, F32(fmt.scale_min))
     if fmt.scale_max is not None:
         s = np.minimum(s, F32(fmt.scale_max))
-    if fmt.scale is None:
-        return s.astype(np.float32)
+    if fmt.scale is None or isinstance(fmt.scale, DoubleQuant):
+        return s.astype(np.float32)  # double quantization happens over all blocks at once
     from .blocks import saturating
     from .elements import quantize
 
@@ -103,3 +103,27 @@ def zero_point_scale(lo: np.ndarray, hi: np.ndarray, fmt: ScaledFormat) -> tuple
     with np.errstate(divide="ignore", invalid="ignore"):
         zp = np.where(s == 0, F32(0), np.clip(np.rint(-lo / s), F32(0), qmax)).astype(np.float32)
     return s, zp
+
+
+def double_quantize(s: np.ndarray, dq: DoubleQuant) -> tuple[np.ndarray, np.ndarray, np.ndarray, F32]:
+    """QLoRA's double quantization of scale values s: (values, codes, absmax per group, offset).
+
+    offset = mean(s) (accumulated in float64, rounded to float32); d = s - offset in groups of
+    `dq.block` (the last group zero-padded); code = nearest map value of d * (1 / max|d|), ties
+    to the lower code; value = map[code] * max|d| + offset.
+    """
+    offset = F32(np.mean(s, dtype=np.float64)) if s.size else F32(0)
+    d = (s - offset).astype(np.float32)
+    pad = (-d.size) % dq.block
+    rows = np.concatenate([d, np.zeros(pad, np.float32)]).reshape(-1, dq.block)
+    a2 = np.max(np.abs(rows), axis=1)
+    v = rows * reciprocal(a2)[:, None]
+    codes = np.minimum(np.searchsorted(dq.code.midpoints, v, side="left"), dq.code.n_codes - 1)
+    values = dq_values(codes.reshape(-1)[: d.size], a2, offset, dq)
+    return values, codes.reshape(-1)[: d.size].astype(np.uint8), a2.astype(np.float32), offset
+
+
+def dq_values(codes: np.ndarray, a2: np.ndarray, offset: F32, dq: DoubleQuant) -> np.ndarray:
+    """Scale values of double-quantized codes: map[code] * absmax(group) + offset, in float32."""
+    group = np.repeat(a2, dq.block)[: codes.size]
+    return ((dq.code.table[codes.astype(np.int64)] * group) + F32(offset)).astype(np.float32)

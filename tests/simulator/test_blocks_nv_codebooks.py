@@ -154,3 +154,20 @@ def test_int_groups_symmetric_and_zero_point():
     out = lowbit.decode(asym)
     assert np.abs(out - x).max() <= s / 2 + 1e-6
     np.testing.assert_array_equal(out, lowbit.quantize(x, "int4_g128_asym"))
+
+
+def test_nf4_double_quantization():
+    fmt = catalog["nf4_dq"]
+    assert lowbit.bits_per_element(fmt) == pytest.approx(4 + (8 + 32 / 256) / 64)  # 4.127
+    code = fmt.scale.code.values
+    # 127 positive and 127 negative midpoints, 0 and +1 (the map has no -1)
+    assert len(code) == 256 and code[-1] == 1.0 and code[0] == pytest.approx(-(1 - 0.9 / 128)) and 0.0 in code
+    assert min(v for v in code if v > 0) == pytest.approx(0.55e-6)  # (0.1 + 1) / 2 * 10^-6
+    x = np.random.default_rng(5).standard_normal((32, 64 * 300)).astype(F32)  # weight-like data
+    enc = lowbit.encode(x, fmt)
+    from lowbit.simulator.scales import dq_values
+
+    got = dq_values(enc.scales.reshape(-1), enc.meta["dq_absmax"], enc.meta["dq_offset"], fmt.scale)
+    absmax = np.abs(x).reshape(-1, 64).max(axis=1)
+    assert np.max(np.abs(got - absmax) / absmax) < 0.01
+    np.testing.assert_array_equal(lowbit.decode(enc), lowbit.quantize(x, fmt))
