@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 
 from .catalog import ALIASES, catalog
@@ -13,6 +14,20 @@ from .spec import ElementFormat, FloatFormat, IntFormat
 
 _FLOAT_NAME = re.compile(r"^(u?)e(\d+)m(\d+)$")
 _INT_NAME = re.compile(r"^(u?)int(\d+)$")
+_BLOCK_CODEBOOK_NAME = re.compile(r"^(af4|bof4|bof4_mae)(?:_b(\d+))?$")
+_CONSTRUCTIONS = {"af4": "af4", "bof4": "bof4_mse", "bof4_mae": "bof4_mae"}
+
+
+@functools.cache
+def block_codebook(kind: str, block: int) -> ScaledFormat:
+    """AF4 / BOF4 (MSE) / BOF4 (MAE) for blocks of `block` elements, computed (about a second)
+    and cached: the codebook with an fp32 absmax per block."""
+    from . import constructions
+
+    values = getattr(constructions, _CONSTRUCTIONS[kind])(block)
+    name = f"{kind}_b{block}"
+    book = CodebookFormat(values, source=f"{kind} construction for block {block}", name=f"{name}_codebook")
+    return ScaledFormat(book, block, name=name)
 
 
 def known_names() -> list[str]:
@@ -23,7 +38,10 @@ def known_names() -> list[str]:
 def _unknown(name: str) -> ValueError:
     close = difflib.get_close_matches(name, known_names(), n=5, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(f"format: unknown name {name!r}{hint} Any 'eXmY', 'ueXmY', 'intN' or 'uintN' is also accepted.")
+    return ValueError(
+        f"format: unknown name {name!r}{hint} Any 'eXmY', 'ueXmY', 'intN', 'uintN', 'af4_bN', 'bof4_bN' or "
+        "'bof4_mae_bN' is also accepted."
+    )
 
 
 def _parse_generic(name: str, options: dict) -> ElementFormat | None:
@@ -34,6 +52,13 @@ def _parse_generic(name: str, options: dict) -> ElementFormat | None:
     m = _INT_NAME.match(name)
     if m:
         return IntFormat(int(m.group(2)), signed=not m.group(1), name=name, **options)
+    m = _BLOCK_CODEBOOK_NAME.match(name)
+    if m:
+        block = int(m.group(2) or 64)
+        if not 2 <= block <= 1 << 16:
+            raise ValueError(f"format {name!r}: block must be in [2, 65536], got {block}")
+        spec = block_codebook(m.group(1), block)
+        return dataclasses.replace(spec, **options) if options else spec
     return None
 
 

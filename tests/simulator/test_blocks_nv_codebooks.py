@@ -171,3 +171,21 @@ def test_nf4_double_quantization():
     absmax = np.abs(x).reshape(-1, 64).max(axis=1)
     assert np.max(np.abs(got - absmax) / absmax) < 0.01
     np.testing.assert_array_equal(lowbit.decode(enc), lowbit.quantize(x, fmt))
+
+
+def test_af4_and_bof4_constructions_match_published_tables():
+    np.testing.assert_allclose(lowbit.get_format("af4").element.values, PUBLISHED["af4_64"]["values"], atol=1e-6, rtol=0)
+    bof4 = lowbit.get_format("bof4_b64").element.values
+    np.testing.assert_allclose(bof4, PUBLISHED["bof4_mse_64"]["values"], atol=2e-3, rtol=0)
+    mae = lowbit.get_format("bof4_mae").element.values
+    np.testing.assert_allclose(mae, PUBLISHED["bof4_mae_64"]["values"], atol=2e-3, rtol=0)
+
+
+def test_af4_other_block_sizes_are_computed():
+    a32, a64, a256 = (lowbit.get_format(f"af4_b{b}").element.values for b in (32, 64, 256))
+    assert len(a32) == len(a256) == 16 and a32[7] == 0.0 and a32[0] == -1.0 and a32[-1] == 1.0
+    # larger blocks have a larger absmax, so the interior codes move towards 0
+    assert a32[8] > a64[8] > a256[8]
+    assert lowbit.get_format("af4_b256").block == 256
+    with pytest.raises(ValueError, match="block"):
+        lowbit.get_format("af4_b1")
