@@ -2,6 +2,7 @@
 
 from .catalog import ALIASES, AnyFormat, Catalog, catalog
 from .codebook import CodebookFormat
+from .grid import GridFormat
 from .names import get_format, known_names
 from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
@@ -17,6 +18,7 @@ __all__ = [
     "Catalog",
     "ElementFormat",
     "Family",
+    "GridFormat",
     "FloatFormat",
     "IntFormat",
     "Overflow",

@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from . import tables
 from .codebook import CodebookFormat
+from .grid import GridFormat
 from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
 
@@ -107,6 +108,14 @@ _LITERALS.update(
         "afpq_nf3_g128": _afpq(_NF3, 128),
         # ternary: BitNet b1.58, round(W / mean|W|) clipped to [-1, 1] over the whole tensor
         "bitnet_b158": ScaledFormat(IntFormat(2, symmetric=True), 0, rule=ScaleRule.ABSMEAN),
+        "twn": ScaledFormat(GridFormat(1.0, name="ternary"), None, rule=ScaleRule.TWN),
+        # ParetoQ (Liu et al. 2025), per output row (the block axis): 1-bit sign(w) * mean|w|;
+        # ternary and 2-bit SEQ with alpha = max|w|; 3- and 4-bit LSQ with an MSE-searched step
+        "paretoq_1bit": ScaledFormat(GridFormat(0.5, 0.5, -1, 0, name="sign"), None, rule=ScaleRule.ABSMEAN),
+        "paretoq_ternary": ScaledFormat(GridFormat(1.5, range=1.0, name="seq_ternary"), None, divide=True),
+        "paretoq_2bit": ScaledFormat(GridFormat(2.0, 0.5, -2, 1, range=1.0, name="seq_2bit"), None, divide=True),
+        "lsq_int3": ScaledFormat(IntFormat(3), None, rule=ScaleRule.MSE, divide=True),
+        "lsq_int4": ScaledFormat(IntFormat(4), None, rule=ScaleRule.MSE, divide=True),
         "ternary_codebook": CodebookFormat(tables.TERNARY, source="{-1, 0, +1}"),
         "binary_codebook": CodebookFormat(tables.BINARY, source="{-1, +1}"),
     }

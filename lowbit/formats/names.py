@@ -9,6 +9,7 @@ import re
 
 from .catalog import ALIASES, catalog
 from .codebook import CodebookFormat
+from .grid import GridFormat
 from .scaled import ScaledFormat
 from .spec import ElementFormat, FloatFormat, IntFormat
 
@@ -72,7 +73,7 @@ def get_format(fmt, **options) -> ElementFormat | CodebookFormat | ScaledFormat:
     ties for floats; signed, symmetric for integers; block, scale, rule, asymmetric, ... for
     block-scaled formats, e.g. get_format("mxfp4", rule="ceil")).
     """
-    if isinstance(fmt, (FloatFormat, IntFormat, CodebookFormat, ScaledFormat)):
+    if isinstance(fmt, (FloatFormat, IntFormat, CodebookFormat, GridFormat, ScaledFormat)):
         spec = fmt
     elif isinstance(fmt, str):
         key = fmt.strip().lower()

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 
 from .codebook import CodebookFormat
+from .grid import GridFormat
 from .spec import Family, FloatFormat, IntFormat, _parse_enum, _require_bool, _require_int
 
 
@@ -24,6 +25,8 @@ class ScaleRule(enum.Enum):
     ABSMAX:    amax / max(element), rounded to the scale format (NF4, INT per group, NVFP4).
     MSE:       ABSMAX shrunk by the factor in a grid that minimises the block's squared error.
     ABSMEAN:   mean(|x|) (BitNet b1.58's ternary scale).
+    TWN:       ternary weight networks: threshold 0.7 * mean|x|; elements sign(x) where |x| is above
+               it, else 0; scale the mean |x| above the threshold (needs a {-1, 0, 1} element).
     """
 
     OCP_FLOOR = "ocp_floor"
@@ -33,6 +36,7 @@ class ScaleRule(enum.Enum):
     ABSMAX = "absmax"
     MSE = "mse"
     ABSMEAN = "absmean"
+    TWN = "twn"
 
     @property
     def power_of_two(self) -> bool:
@@ -50,7 +54,8 @@ class TensorScale(enum.Enum):
     NVFP4 = "nvfp4"
 
 
-ElementLike = FloatFormat | IntFormat | CodebookFormat
+ElementLike = FloatFormat | IntFormat | CodebookFormat | GridFormat
+TABLE_FORMATS = (CodebookFormat, GridFormat)
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ class ScaledFormat:
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.element, (FloatFormat, IntFormat, CodebookFormat)):
+        if not isinstance(self.element, (FloatFormat, IntFormat, *TABLE_FORMATS)):
             raise TypeError(f"element must be a float, integer or codebook format, got {self.element!r}")
         if self.block is not None:
             _require_int(self.block, "block", 0)
@@ -130,10 +135,12 @@ class ScaledFormat:
         if isinstance(self.scale, DoubleQuant) and (self.asymmetric or self.tensor_scale is not TensorScale.NONE):
             raise ValueError("double quantization applies to one absmax scale per block (NF4's layout)")
         if self.rule.power_of_two:
-            if isinstance(self.element, CodebookFormat):
+            if isinstance(self.element, TABLE_FORMATS):
                 raise ValueError(f"rule {self.rule.value!r} needs a float or integer element, not a codebook")
             if self.asymmetric:
                 raise ValueError(f"rule {self.rule.value!r} has one scale per block; asymmetric needs absmax")
+        if self.rule is ScaleRule.TWN and tuple(getattr(self.element, "values", ())) != (-1.0, 0.0, 1.0):
+            raise ValueError("rule 'twn' needs a ternary element with values (-1, 0, 1)")
         if self.asymmetric and isinstance(self.element, IntFormat) and self.element.signed:
             raise ValueError("asymmetric integer elements use a zero point: give an unsigned element (e.g. uint4)")
 

@@ -22,6 +22,7 @@ from ..formats import (
     CodebookFormat,
     DoubleQuant,
     FloatFormat,
+    GridFormat,
     IntFormat,
     Overflow,
     ScaledFormat,
@@ -116,10 +117,17 @@ class ElementRounding:
     target: object = None
 
 
-def round_elements(v: np.ndarray, fmt: ScaledFormat | CodebookFormat, rnd: ElementRounding, want_codes: bool):
+def round_elements(
+    v: np.ndarray, fmt: ScaledFormat | CodebookFormat | GridFormat, rnd: ElementRounding, want_codes: bool
+):
     """(values, codes or None) of v rounded to the element format (float32 rows)."""
     mode, seed, target = rnd.mode, rnd.seed, rnd.target
     e = fmt.element if isinstance(fmt, ScaledFormat) else fmt
+    if isinstance(e, GridFormat):
+        if mode is not Rounding.RNE:
+            raise ValueError(f"rounding: grid formats round half to even only ('rne'), got {mode.value!r}")
+        k = e.round(v)
+        return e.table[k], (k.astype(e.code_dtype) if want_codes else None)
     if isinstance(e, CodebookFormat):
         if mode is not Rounding.RNE:
             raise ValueError(f"rounding: codebook formats round to the nearest value only ('rne'), got {mode.value!r}")
@@ -165,6 +173,8 @@ def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, wa
         step = _int_step(fmt)
         v = (rows * enc[:, None]) * (F32(1) / step)
         blocks = _finish(v, dec, fmt, rnd, want_codes, step=step)
+    elif rule is ScaleRule.TWN:
+        blocks = _twn(rows, fmt, want_codes)
     elif fmt.asymmetric and isinstance(fmt.element, IntFormat):
         lo = np.minimum(np.min(rows, axis=1), F32(0))
         hi = np.maximum(np.max(rows, axis=1), F32(0))
@@ -190,6 +200,22 @@ def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, wa
         vals, codes = round_elements(_scaled(rows, s[:, None], fmt), fmt, rnd, want_codes)
         blocks = Blocks(vals * s[:, None], codes, s[:, None], None, state)
     return _poison(blocks, bad)
+
+
+def _twn(rows: np.ndarray, fmt: ScaledFormat, want_codes: bool) -> Blocks:
+    """Ternary weight networks: delta = 0.7 * mean|x|; k = sign(x) where |x| > delta; the scale
+    is the mean |x| over those elements (0 when there are none). Means accumulate in float64."""
+    a = np.abs(rows)
+    n = max(rows.shape[1], 1)
+    delta = F32(0.7) * (np.sum(a, axis=1, dtype=np.float64) / n).astype(np.float32)
+    above = a > delta[:, None]
+    count = np.sum(above, axis=1)
+    alpha = np.where(count > 0, np.sum(np.where(above, a, 0), axis=1, dtype=np.float64) / np.maximum(count, 1), 0)
+    alpha = rules.round_to_scale_format(alpha.astype(np.float32), fmt)
+    k = (np.sign(rows) * above).astype(np.int64)  # -1, 0, 1
+    codes = (k + 1).astype(fmt.element.code_dtype)
+    values = fmt.element.table[k + 1] * alpha[:, None]
+    return Blocks(values, codes if want_codes else None, alpha[:, None], None)
 
 
 def _symmetric_scale(rows, amax, fmt: ScaledFormat, rnd: ElementRounding) -> np.ndarray:
@@ -255,7 +281,7 @@ def _poison(b: Blocks, bad: np.ndarray) -> Blocks:
 def dequantize_rows(codes: np.ndarray, scales: np.ndarray, tensor_scale, fmt: ScaledFormat) -> np.ndarray:
     """Values of element codes and scale values: the exact inverse of `quantize_rows`."""
     e = fmt.element
-    table = e.table if isinstance(e, CodebookFormat) else np.asarray(e.values, dtype=np.float32)
+    table = e.table if isinstance(e, (CodebookFormat, GridFormat)) else np.asarray(e.values, dtype=np.float32)
     vals = table[codes.astype(np.int64)]
     with np.errstate(invalid="ignore", over="ignore"):
         if fmt.tensor_scale is TensorScale.NVFP4:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..formats import CodebookFormat, DoubleQuant, ElementFormat, IntFormat, ScaledFormat, get_format
+from ..formats import CodebookFormat, DoubleQuant, ElementFormat, GridFormat, IntFormat, ScaledFormat, get_format
 from .packing import BitOrder, pack_codes
 from .params import NanPolicy, fast_params, kernel_params
 from .rounding import Rounding
@@ -250,7 +250,7 @@ def quantize(x, fmt, *, axis: int = -1, rounding: Rounding | str = "rne", seed: 
     NaN stays NaN, also for formats without a NaN code (ml_dtypes returns a number there).
     """
     prep = _prepare(x, fmt, axis, rounding, seed, target)
-    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat)):
+    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat)):
         return _quantize_blocked(x, prep, axis)
     if _is_device_array(x):
         return _run_quantize_device(x, prep)
@@ -276,7 +276,7 @@ def encode(
     """
     prep = _prepare(x, fmt, axis, rounding, seed, target)
     policy = NanPolicy.parse(nan)
-    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat)):
+    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat)):
         return _encode_blocked(x, prep, axis, policy)
     if _is_device_array(x):
         x = x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x)
@@ -311,7 +311,7 @@ def decode(enc: Encoded | np.ndarray, fmt=None, *, dtype=np.float32, target=None
     if isinstance(enc, Encoded):
         if fmt is not None:
             raise TypeError("decode: pass fmt only with raw codes; an Encoded carries its format")
-        if isinstance(enc.format, (ScaledFormat, CodebookFormat)):
+        if isinstance(enc.format, (ScaledFormat, CodebookFormat, GridFormat)):
             return _decode_blocked(enc).astype(np.dtype(dtype))
         codes, spec = enc.codes, enc.format
     else:
@@ -320,7 +320,7 @@ def decode(enc: Encoded | np.ndarray, fmt=None, *, dtype=np.float32, target=None
         codes, spec = np.asarray(enc), get_format(fmt)
         if isinstance(spec, ScaledFormat):
             raise TypeError("decode: a block-scaled format needs its scales; pass the Encoded that encode returned")
-        if isinstance(spec, CodebookFormat):
+        if isinstance(spec, (CodebookFormat, GridFormat)):
             return _codebook_values(codes, spec).astype(np.dtype(dtype))
     out_dtype = np.dtype(dtype)
     if out_dtype not in (np.float32, np.float64):
@@ -350,7 +350,7 @@ def bits_per_element(fmt, block_elems: int | None = None) -> float:
     spec = get_format(fmt)
     if isinstance(spec, ScaledFormat):
         return spec.bits_per_element(block_elems)
-    if isinstance(spec, CodebookFormat) and block_elems is None:
+    if isinstance(spec, (CodebookFormat, GridFormat)) and block_elems is None:
         return float(spec.bits)
     if block_elems is not None:
         raise ValueError(f"block_elems applies to block-scaled formats; {spec.name or spec!r} is an element format")
@@ -377,14 +377,14 @@ def _quantize_blocked(x, prep: _Prepared, axis):
     from .blocks import layout, quantize_rows, round_elements
 
     arr = _float32_host(x)
-    if isinstance(prep.fmt, CodebookFormat):
+    if isinstance(prep.fmt, (CodebookFormat, GridFormat)):
         return round_elements(arr, prep.fmt, _rounder(prep), False)[0].reshape(arr.shape)
     lay = layout(arr.shape, prep.fmt, axis)
     rows = lay.to_rows(arr)
     return lay.from_rows(quantize_rows(rows, prep.fmt, _rounder(prep), False).values)
 
 
-def _codebook_values(codes: np.ndarray, spec: CodebookFormat) -> np.ndarray:
+def _codebook_values(codes: np.ndarray, spec: CodebookFormat | GridFormat) -> np.ndarray:
     if codes.dtype.kind not in "iu":
         raise TypeError(f"codes must be an integer array, got dtype {codes.dtype}")
     if codes.size and (codes.min() < 0 or codes.max() >= spec.n_codes):
@@ -411,7 +411,7 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
 
     arr = _float32_host(x)
     spec = prep.fmt
-    if isinstance(spec, CodebookFormat):
+    if isinstance(spec, (CodebookFormat, GridFormat)):
         if policy is NanPolicy.RAISE and np.isnan(arr).any():
             raise ValueError(f"x contains NaN and codebook {spec.name or 'format'!r} has no NaN code; pass nan='zero'")
         codes = round_elements(np.nan_to_num(arr, nan=0.0), spec, _rounder(prep), True)[1]
@@ -440,7 +440,7 @@ def _decode_blocked(enc: Encoded) -> np.ndarray:
     from .blocks import dequantize_rows, layout
 
     spec = enc.format
-    if isinstance(spec, CodebookFormat):
+    if isinstance(spec, (CodebookFormat, GridFormat)):
         return _codebook_values(enc.codes, spec)
     lay = layout(enc.shape, spec, enc.meta.get("axis"))
     if isinstance(spec.scale, DoubleQuant):

@@ -190,3 +190,42 @@ def test_af4_other_block_sizes_are_computed():
     assert lowbit.get_format("af4_b256").block == 256
     with pytest.raises(ValueError, match="block"):
         lowbit.get_format("af4_b1")
+
+
+def test_paretoq_and_twn_hand_rows():
+    w = np.array([[0.9, -0.3, 0.1, -1.2, 0.5]], F32)
+    # TWN: mean|w| = 0.6, delta = 0.42; alpha = mean(0.9, 1.2, 0.5) = 2.6 / 3
+    alpha = F32(np.float64(2.6) / 3)
+    np.testing.assert_array_equal(lowbit.quantize(w, "twn"), np.array([[1, 0, 0, -1, 1]], F32) * alpha)
+    # ParetoQ 1-bit: sign(w) * mean|w|
+    np.testing.assert_array_equal(lowbit.quantize(w, "paretoq_1bit"), np.sign(w) * F32(0.6))
+    # ternary SEQ, alpha = 1.2: round(clip(w/alpha, +-0.99) * 1.5) = [1, -0, 0, -1, 1]; value alpha * k / 1.5
+    k = np.array([[1, 0, 0, -1, 1]], F32)
+    np.testing.assert_array_equal(lowbit.quantize(w, "paretoq_ternary"), (k / F32(1.5)) * F32(1.2))
+    # 2-bit SEQ: round(clip(w/alpha) * 2 - 0.5) + 0.5 = [1.5, -0.5, 0.5, -1.5, 0.5]; value alpha * that / 2
+    h = np.array([[1.5, -0.5, 0.5, -1.5, 0.5]], F32)
+    np.testing.assert_array_equal(lowbit.quantize(w, "paretoq_2bit"), (h / F32(2)) * F32(1.2))
+
+
+def test_paretoq_round_half_even_ties():
+    # alpha = 1: 2-bit SEQ sees v * 2 - 0.5 = [1.48 (clipped), 0.5, -1.5, 0]: ties go to the even integer.
+    w = np.array([1.0, 0.5, -0.5, 0.25], F32)
+    np.testing.assert_array_equal(lowbit.quantize(w, "paretoq_2bit"), [0.75, 0.25, -0.75, 0.25])
+    # ternary: 0.33333334 * 1.5 rounds to exactly 0.5 in float32, and round(0.5) = 0.
+    np.testing.assert_array_equal(
+        lowbit.quantize(np.array([1.0, 0.33333334], F32), "paretoq_ternary"), [F32(1) / F32(1.5), 0.0]
+    )
+    # BitNet, alpha = mean|w| = 1: 0.5 ties 0|1 -> 0, -1.5 ties -1|-2 -> -2 -> clipped to -1.
+    bitnet = lowbit.quantize(np.array([0.5, -1.5, 2.0, 0.0], F32), "bitnet_b158")
+    np.testing.assert_array_equal(bitnet, [0, -1, 1, 0])
+
+
+def test_lsq_uses_the_searched_step_with_twos_complement_range():
+    w = np.random.default_rng(4).standard_normal((4, 128)).astype(F32)
+    enc = lowbit.encode(w, "lsq_int4")
+    step = np.asarray(enc.scales, dtype=np.uint32).view(F32).reshape(-1)
+    ref = np.clip(np.rint(w / step[:, None]), -8, 7) * step[:, None]  # alpha * clip(round(w / alpha), -8, 7)
+    np.testing.assert_array_equal(lowbit.decode(enc), ref)
+    # the MSE search never does worse than plain absmax
+    absmax = lowbit.quantize(w, lowbit.get_format("lsq_int4", rule="absmax"))
+    assert np.mean((lowbit.decode(enc) - w) ** 2) <= np.mean((absmax - w) ** 2)

@@ -30,8 +30,11 @@ def data(shape=(6, 256), seed=0) -> np.ndarray:
 # - a zero point with an exact float32 scale: (q - zp) * s rounds, so the recomputed range moves by
 #   an ulp (an fp16 scale absorbs that: int4_g128_asym is checked);
 # - double quantization: the requantized blocks' absmax values are the double-quantized ones, whose
-#   mean and group maxima differ from the first pass's.
-NOT_IDEMPOTENT = {"bitnet_b158", "int8_per_channel_asym", "nf4_dq"}
+#   mean and group maxima differ from the first pass's;
+# - ParetoQ SEQ: alpha = max|w|, but the largest output is 2/3 (ternary) or 3/4 (2-bit) of alpha;
+# - LSQ with the MSE step search: the searched grid is relative to the block's amax, which changes.
+NOT_IDEMPOTENT = {"bitnet_b158", "int8_per_channel_asym", "nf4_dq", "paretoq_ternary", "paretoq_2bit"}
+NOT_IDEMPOTENT |= {"lsq_int3", "lsq_int4"}
 IDEMPOTENT = [n for n in SCALED + CODEBOOKS if n not in NOT_IDEMPOTENT]
 
 
