@@ -9,7 +9,16 @@ from types import SimpleNamespace
 from numba import cuda
 
 from .jit import cuda_device, cuda_kernel
-from .scalar import encode_one, fast_tuple, fwht_row, make_kernels, quantize_fast, quantize_one, retarget
+from .scalar import (
+    encode_one,
+    fast_tuple,
+    fwht_row,
+    make_kernels,
+    mx_block,
+    quantize_fast,
+    quantize_one,
+    retarget,
+)
 
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 4096
@@ -36,12 +45,18 @@ def fwht_loop(buf, h):
         fwht_row(buf, r * h, h)
 
 
+def mx_loop(x, xb, rule, emax, mbits, max_pos, step, f, is_int, out, scales):
+    q = fast_tuple(f)
+    for k in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales)
+
+
 def decode_loop(codes, table, out):
     for i in range(cuda.grid(1), codes.size, cuda.gridsize(1)):
         out[i] = table[codes[i]]
 
 
-LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop, fwht_loop)
+LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop, fwht_loop, mx_loop)
 
 
 @functools.cache

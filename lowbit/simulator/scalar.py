@@ -344,6 +344,69 @@ def fwht_loop(buf, h):
         fwht_row(buf, r * h, h)
 
 
+# ----- Fused block kernel for power-of-two (MX) scales -----------------------------------------
+# Scale rules as kernels see them (the ScaleRule members with power-of-two scales).
+RULE_FLOOR, RULE_CEIL, RULE_EVEN, RULE_RCEIL = range(4)
+
+
+def pow2_exponent_one(abits, amax, rule, emax, mbits, max_pos):
+    """Unbiased E8M0 exponent of a block from its amax (bit pattern abits, value amax), clamped
+    to [-127, 127]. The same integer steps as `simulator.scales.pow2_exponent`."""
+    if rule == RULE_RCEIL:
+        d = np.float32(amax / max_pos)
+        if d == 0:
+            e = -127
+        else:
+            m, ex = math.frexp(d)
+            e = ex - 1 + np.int64(m != 0.5)
+    elif rule == RULE_EVEN:
+        rounded = (abits + (1 << (23 - mbits - 1))) & 0x7F800000
+        e = (rounded >> 23) - 127 - emax
+    else:
+        e = ((abits >> 23) & 0xFF) - 127 - emax
+        if rule == RULE_CEIL:
+            e += np.int64((abits & 0x7FFFFF) != 0)
+    return min(max(e, -127), 127)
+
+
+def mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales):
+    """Quantize row k of x (xb: its int32 view) with a power-of-two block scale."""
+    n = x.shape[1]
+    # |x| orders like its bit pattern without the sign bit, and NaN/Inf sort above every number.
+    abits = 0
+    for i in range(n):
+        abits = max(abits, np.int64(xb[k, i]) & 0x7FFFFFFF)
+    amax = np.float32(0.0)
+    if rule == RULE_RCEIL:
+        for i in range(n):
+            amax = max(amax, abs(x[k, i]))
+    if abits >= 0x7F800000:  # NaN or Inf in the block
+        for i in range(n):
+            out[k, i] = math.nan
+        scales[k] = math.nan
+        return
+    e = pow2_exponent_one(abits, amax, rule, emax, mbits, max_pos)
+    enc = np.float32(math.ldexp(1.0, int(-e)))
+    dec = np.float32(math.ldexp(1.0, int(e)))
+    inv_step = np.float32(1.0) / step
+    scales[k] = dec
+    # Two inner loops rather than a test per element, so that each vectorises.
+    if is_int:
+        for i in range(n):
+            r = quantize_fast_int(np.float32(np.float32(x[k, i] * enc) * inv_step), q)
+            out[k, i] = np.float32(np.float32(r * step) * dec)
+    else:
+        for i in range(n):
+            r = quantize_fast_float(np.float32(np.float32(x[k, i] * enc) * inv_step), q)
+            out[k, i] = np.float32(np.float32(r * step) * dec)
+
+
+def mx_loop(x, xb, rule, emax, mbits, max_pos, step, f, is_int, out, scales):
+    q = fast_tuple(f)
+    for k in prange(x.shape[0]):
+        mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales)
+
+
 def quantize_float_loop(x, f, out):
     q = fast_tuple(f)
     # Chunks over the cores with a plain inner loop, which the compiler vectorizes. Integer and
@@ -383,6 +446,7 @@ CPU_LOOPS = (
     quantize_int_loop,
     encode_fast_loop,
     fwht_loop,
+    mx_loop,
 )
 SCALAR_FUNCTIONS = (
     mul32,
@@ -402,6 +466,8 @@ SCALAR_FUNCTIONS = (
     quantize_fast,
     code_of_value,
     fwht_row,
+    pow2_exponent_one,
+    mx_block,
 )
 
 

@@ -1,0 +1,49 @@
+"""The fused block kernels equal the step-by-step NumPy pipeline bit for bit (values and scales),
+on the CPU and in the CUDA simulator."""
+
+import numpy as np
+import pytest
+
+import lowbit
+from lowbit.simulator.blocks import ElementRounding, _quantize_rows, fused_mx
+from lowbit.simulator.elements import Target
+
+F32 = np.float32
+MX = ["mxfp4", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxint8", "mxint4"]
+RULES = ["ocp_floor", "ceil", "even", "rceil"]
+
+
+def rows(n_blocks: int = 4096, block: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_blocks, block)).astype(F32)
+    x *= np.exp2(rng.integers(-140, 120, n_blocks)).astype(F32)[:, None]
+    x[0] = 0
+    x[1, 3], x[2, 5], x[3, 7] = np.nan, np.inf, -np.inf
+    x[4] = np.nextafter(F32(7 * 2.0**10), F32(0)) * np.sign(x[4])  # amax just below a rule boundary
+    return x
+
+
+def same(a, b) -> None:
+    np.testing.assert_array_equal(a.values.view(np.uint32), b.values.view(np.uint32))
+    np.testing.assert_array_equal(a.scales.view(np.uint32), b.scales.view(np.uint32))
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("name", MX)
+def test_fused_mx_equals_pipeline(name, rule):
+    fmt = lowbit.get_format(name, rule=rule)
+    r = rows()
+    fused = fused_mx(r, fmt, ElementRounding())
+    assert fused is not None
+    with np.errstate(all="ignore"):
+        same(fused, _quantize_rows(r, fmt, ElementRounding(), False))
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "mxint8"])
+def test_fused_mx_cuda_simulator(name):
+    cuda = pytest.importorskip("numba.cuda")
+    if not cuda.is_available():
+        pytest.skip("no CUDA device and the CUDA simulator is off")
+    r = rows(16, seed=1)
+    fmt = lowbit.get_format(name, rule="rceil")
+    same(fused_mx(r, fmt, ElementRounding(target=Target.CUDA)), fused_mx(r, fmt, ElementRounding()))
