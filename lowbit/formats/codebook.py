@@ -80,6 +80,16 @@ class CodebookFormat:
         m.setflags(write=False)
         return m
 
+    @cached_property
+    def thresholds(self) -> np.ndarray:
+        """For each midpoint m, the smallest float32 above it: for float32 v, m < v exactly when
+        threshold <= v, so kernels compare in float32 and still round as the exact midpoints say."""
+        m = self.midpoints
+        t = m.astype(np.float32)
+        t = np.where(t.astype(np.float64) > m, t, np.nextafter(t, np.float32(np.inf))).astype(np.float32)
+        t.setflags(write=False)
+        return t
+
     @property
     def code_dtype(self) -> np.dtype:
         return np.dtype(np.uint8 if self.bits <= 8 else np.uint16)

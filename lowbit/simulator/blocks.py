@@ -171,25 +171,69 @@ def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> Block
     args = (*args, isinstance(e, IntFormat))
     out = np.empty_like(rows)
     scales = np.empty(rows.shape[0], np.float32)
+    _launch("mx", rnd, rows, args, out, scales)
+    return Blocks(out, None, scales[:, None], None)
+
+
+def _element_kind(fmt: ScaledFormat):
+    """(kind, fast vector, midpoints, table) of the element for the fused absmax kernel, or None."""
+    from .params import fast_params
+
+    e = fmt.element
+    none = np.zeros(1, np.float32), np.zeros(1, np.float32)
+    if isinstance(e, CodebookFormat):
+        return 2, np.zeros(16, np.float32), e.thresholds.copy(), e.table.copy()  # writable for CUDA
+    if isinstance(e, GridFormat):
+        return None
+    f = fast_params(saturating(e), False)
+    return None if f is None else (1 if isinstance(e, IntFormat) else 0, f, *none)
+
+
+def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> Blocks | None:
+    """Values of a symmetric absmax-scaled format (NVFP4 one or two levels, NF4/AF4/BOF4, INT per
+    group) from the fused kernel, or None where it does not apply. Equals the pipeline (tested)."""
+    from .params import fast_params
+
+    if fmt.rule is not ScaleRule.ABSMAX or fmt.asymmetric or rnd.mode is not Rounding.RNE or rows.shape[1] == 0:
+        return None
+    if isinstance(fmt.scale, DoubleQuant):
+        return None
+    kind = _element_kind(fmt)
+    fs = np.zeros(16, np.float32) if fmt.scale is None else fast_params(saturating(fmt.scale), False)
+    if kind is None or fs is None:
+        return None
+    two = fmt.tensor_scale is TensorScale.NVFP4
+    s_enc = rules.nvfp4_tensor_scale(rows, fmt) if two else F32(1)
+    smin, smax = (F32(-1) if v is None else F32(v) for v in (fmt.scale_min, fmt.scale_max))
+    code, f, mids, table = kind
+    args = (int(two), code, fmt.divide, F32(fmt.element_max), smin, smax, F32(s_enc), f, fs, mids, table)
+    out = np.empty_like(rows)
+    scales = np.empty(rows.shape[0], np.float32)
+    _launch("absmax", rnd, rows, args, out, scales)
+    return Blocks(out, None, scales[:, None], F32(F32(1) / s_enc) if two else None)
+
+
+def _launch(kernel: str, rnd: ElementRounding, rows: np.ndarray, args: tuple, out, scales) -> None:
     if rnd.target is not None and rnd.target.value == "cuda":
         from numba import cuda
 
         from .cuda import cuda_drivers, launch
 
         d_out, d_scales = cuda.device_array_like(out), cuda.device_array_like(scales)
-        launch(cuda_drivers().mx, rows.shape[0])(rows, rows.view(np.int32), *args, d_out, d_scales)
-        out, scales = d_out.copy_to_host(), d_scales.copy_to_host()
+        launch(getattr(cuda_drivers(), kernel), rows.shape[0])(rows, rows.view(np.int32), *args, d_out, d_scales)
+        out[...], scales[...] = d_out.copy_to_host(), d_scales.copy_to_host()
     else:
         from .cpu import cpu_drivers
 
-        cpu_drivers().mx(rows, rows.view(np.int32), *args, out, scales)
-    return Blocks(out, None, scales[:, None], None)
+        getattr(cpu_drivers(), kernel)(rows, rows.view(np.int32), *args, out, scales)
 
 
 def quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, want_codes: bool) -> Blocks:
     """Quantize float32 rows (one block each) to `fmt`."""
     if not want_codes:
         fused = fused_mx(rows, fmt, rnd)
+        if fused is None:
+            fused = fused_absmax(rows, fmt, rnd)
         if fused is not None:
             return fused
     # Blocks holding NaN or Inf overflow on the way and are set to NaN at the end, on purpose.
@@ -289,15 +333,21 @@ def _mse_search(rows, amax, s_absmax, fmt: ScaledFormat, rnd: ElementRounding) -
 
 
 def _scaled(rows: np.ndarray, s: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
-    """Elements before rounding: x / s or x * (1 / s); 0 where s is 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    """Elements before rounding: x / s or x * (1 / s); 0 where s is 0. A scale below 2^-128
+    has no float32 reciprocal, so its block is divided instead."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        quotient = np.where(s == 0, F32(0), rows / s).astype(np.float32)
         if fmt.divide:
-            return np.where(s == 0, F32(0), rows / s).astype(np.float32)
-    return (rows * rules.reciprocal(s)).astype(np.float32)
+            return quotient
+        enc = rules.reciprocal(s)
+        return np.where(np.isinf(enc), quotient, rows * enc).astype(np.float32)
 
 
 def _apply(rows, enc, dec, fmt, rnd, want_codes, post) -> Blocks:
-    vals, codes = round_elements((rows * enc).astype(np.float32), fmt, rnd, want_codes)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        den = (dec * post)[:, None]
+        v = np.where(np.isinf(enc), np.where(den == 0, F32(0), rows / den), rows * enc).astype(np.float32)
+    vals, codes = round_elements(v, fmt, rnd, want_codes)
     return Blocks((vals * dec[:, None]) * post, codes, dec[:, None], post)
 
 

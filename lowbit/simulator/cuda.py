@@ -10,6 +10,7 @@ from numba import cuda
 
 from .jit import cuda_device, cuda_kernel
 from .scalar import (
+    absmax_block,
     encode_one,
     fast_tuple,
     fwht_row,
@@ -51,12 +52,19 @@ def mx_loop(x, xb, rule, emax, mbits, max_pos, step, f, is_int, out, scales):
         mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales)
 
 
+def absmax_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
+    q = fast_tuple(f)
+    qs = fast_tuple(fs)
+    for k in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, qs, mids, table, out, scales)
+
+
 def decode_loop(codes, table, out):
     for i in range(cuda.grid(1), codes.size, cuda.gridsize(1)):
         out[i] = table[codes[i]]
 
 
-LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop, fwht_loop, mx_loop)
+LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop, fwht_loop, mx_loop, absmax_loop)
 
 
 @functools.cache

@@ -407,6 +407,99 @@ def mx_loop(x, xb, rule, emax, mbits, max_pos, step, f, is_int, out, scales):
         mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales)
 
 
+# ----- Fused block kernel for absmax scales (NVFP4, NF4/AF4/BOF4, INT per group) ---------------
+# Element kinds and rules as the fused absmax kernel sees them.
+KIND_FLOAT, KIND_INT, KIND_TABLE = range(3)
+ABS_ONE_LEVEL, ABS_NV_TWO_LEVEL = range(2)
+
+
+def nearest_index(v, mids):
+    """Number of midpoints below v: the nearest table entry, ties to the lower one. `mids` holds
+    each midpoint's float32 threshold (`CodebookFormat.thresholds`: midpoint < v exactly when
+    threshold <= v). A count without branches for small tables, binary search for large ones."""
+    if mids.size <= 32:
+        c = 0
+        for j in range(mids.size):
+            c += np.int64(mids[j] <= v)
+        return c
+    lo = 0
+    hi = mids.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mids[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def round_element(v, kind, q, mids, table):
+    if kind == KIND_TABLE:
+        return table[nearest_index(v, mids)]
+    if kind == KIND_INT:
+        return quantize_fast_int(v, q)
+    return quantize_fast_float(v, q)
+
+
+def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, qs, mids, table, out, scales):
+    """Quantize row k of x with an absmax scale: one level (amax / max(element), clamped to
+    [smin, smax] where those are positive, rounded to the scale format when qs[F_SPLIT] > 0), or
+    NVFP4's two levels under the tensor scale s_enc. Same float32 steps as `simulator.blocks`."""
+    n = x.shape[1]
+    abits = 0
+    amax = np.float32(0.0)
+    for i in range(n):
+        abits = max(abits, np.int64(xb[k, i]) & 0x7FFFFFFF)
+        amax = max(amax, abs(x[k, i]))
+    if abits >= 0x7F800000:
+        for i in range(n):
+            out[k, i] = math.nan
+        scales[k] = math.nan
+        return
+    post = np.float32(1.0)
+    if level == ABS_NV_TWO_LEVEL:
+        post = np.float32(np.float32(1.0) / s_enc)
+        dec = quantize_fast_float(np.float32(amax * np.float32(s_enc * np.float32(np.float32(1.0) / elem_max))), qs)
+        dec = np.float32(dec)
+        enc = np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / np.float32(dec * post))
+    else:
+        dec = np.float32(amax / elem_max)
+        if smin > 0:
+            dec = max(dec, smin)
+        if smax > 0:
+            dec = min(dec, smax)
+        if qs[F_SPLIT] > 0:
+            dec = np.float32(quantize_fast_float(dec, qs))
+        enc = np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / dec)
+    scales[k] = dec
+    # A scale below 2^-128 has no float32 reciprocal: divide instead (the pipeline does the same).
+    div = divide or enc > np.float32(3.4028234663852886e38)
+    den = np.float32(dec * post) if level == ABS_NV_TWO_LEVEL else dec
+    if div or kind == KIND_TABLE:
+        for i in range(n):
+            if div:
+                v = np.float32(0.0) if den == 0 else np.float32(x[k, i] / den)
+            else:
+                v = np.float32(x[k, i] * enc)
+            r = round_element(v, kind, q, mids, table)
+            out[k, i] = np.float32(np.float32(r * dec) * post)
+    elif kind == KIND_INT:  # the common cases get loops without tests, which vectorise
+        for i in range(n):
+            r = quantize_fast_int(np.float32(x[k, i] * enc), q)
+            out[k, i] = np.float32(np.float32(r * dec) * post)
+    else:
+        for i in range(n):
+            r = quantize_fast_float(np.float32(x[k, i] * enc), q)
+            out[k, i] = np.float32(np.float32(r * dec) * post)
+
+
+def absmax_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
+    q = fast_tuple(f)
+    qs = fast_tuple(fs)
+    for k in prange(x.shape[0]):
+        absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, qs, mids, table, out, scales)
+
+
 def quantize_float_loop(x, f, out):
     q = fast_tuple(f)
     # Chunks over the cores with a plain inner loop, which the compiler vectorizes. Integer and
@@ -447,6 +540,7 @@ CPU_LOOPS = (
     encode_fast_loop,
     fwht_loop,
     mx_loop,
+    absmax_loop,
 )
 SCALAR_FUNCTIONS = (
     mul32,
@@ -468,6 +562,9 @@ SCALAR_FUNCTIONS = (
     fwht_row,
     pow2_exponent_one,
     mx_block,
+    nearest_index,
+    round_element,
+    absmax_block,
 )
 
 

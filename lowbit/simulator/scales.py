@@ -71,8 +71,10 @@ def absmax_scale(amax: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
 def nvfp4_tensor_scale(x: np.ndarray, fmt: ScaledFormat) -> F32:
     """S_enc = (max(scale) * max(element)) / amax(tensor), at most FLT_MAX; 1 for an all-zero
     tensor. amax is taken over the finite values (blocks with NaN or Inf become NaN anyway)."""
-    finite = np.abs(x[np.isfinite(x)])
-    amax = F32(finite.max()) if finite.size else F32(0)
+    amax = F32(max(x.max(), -x.min())) if x.size else F32(0)  # two passes, no temporary array
+    if not np.isfinite(amax):
+        finite = np.abs(x[np.isfinite(x)])
+        amax = F32(finite.max()) if finite.size else F32(0)
     if amax == 0:
         return F32(1)
     with np.errstate(over="ignore"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import lowbit
-from lowbit.simulator.blocks import ElementRounding, _quantize_rows, fused_mx
+from lowbit.simulator.blocks import ElementRounding, _quantize_rows, fused_absmax, fused_mx
 from lowbit.simulator.elements import Target
 
 F32 = np.float32
@@ -47,3 +47,43 @@ def test_fused_mx_cuda_simulator(name):
     r = rows(16, seed=1)
     fmt = lowbit.get_format(name, rule="rceil")
     same(fused_mx(r, fmt, ElementRounding(target=Target.CUDA)), fused_mx(r, fmt, ElementRounding()))
+
+
+ABSMAX = ["nvfp4", "nvfp4_single", "nvint4", "nf4", "nf3", "af4", "bof4", "int4_g128", "int8_g128", "int4_per_channel"]
+
+
+def tie_rows(fmt, block: int) -> np.ndarray:
+    """Blocks whose absmax is 1 and whose other elements sit on, just above and just below every
+    midpoint of the codebook that float32 can hold (the cases the float32 thresholds must get right)."""
+    t = fmt.element.table.astype(np.float64)
+    mids = (t[1:] + t[:-1]) / 2
+    m = mids.astype(F32)
+    vals = np.concatenate([m, np.nextafter(m, F32(2)), np.nextafter(m, F32(-2))])
+    vals = np.resize(vals, (-(-vals.size // (block - 1)), block - 1))
+    return np.concatenate([np.ones((vals.shape[0], 1), F32), vals], axis=1).astype(F32)
+
+
+@pytest.mark.parametrize("name", ABSMAX)
+def test_fused_absmax_equals_pipeline(name):
+    fmt = lowbit.get_format(name)
+    block = fmt.block or 64
+    r = rows(512, block, seed=2)
+    if name.startswith(("nf", "af", "bof")):
+        r = np.concatenate([r, tie_rows(fmt, block)])
+    fused = fused_absmax(r, fmt, ElementRounding())
+    assert fused is not None
+    with np.errstate(all="ignore"):
+        ref = _quantize_rows(r, fmt, ElementRounding(), False)
+    same(fused, ref)
+    assert (fused.tensor_scale is None) == (ref.tensor_scale is None)
+
+
+@pytest.mark.parametrize("name", ["nvfp4", "nf4"])
+def test_fused_absmax_cuda_simulator(name):
+    cuda = pytest.importorskip("numba.cuda")
+    if not cuda.is_available():
+        pytest.skip("no CUDA device and the CUDA simulator is off")
+
+    fmt = lowbit.get_format(name)
+    r = rows(8, fmt.block, seed=4)
+    same(fused_absmax(r, fmt, ElementRounding(target=Target.CUDA)), fused_absmax(r, fmt, ElementRounding()))
