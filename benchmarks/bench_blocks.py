@@ -15,7 +15,19 @@ import numpy as np
 
 import lowbit
 
-FORMATS = ("mxfp4", "mxfp8_e4m3", "mxint8", "nvfp4", "nvfp4_single", "nf4", "af4", "int4_g128", "afpq_nf4_g128", "bitnet_b158", "paretoq_ternary")
+FORMATS = (
+    "mxfp4",
+    "mxfp8_e4m3",
+    "mxint8",
+    "nvfp4",
+    "nvfp4_single",
+    "nf4",
+    "af4",
+    "int4_g128",
+    "afpq_nf4_g128",
+    "bitnet_b158",
+    "paretoq_ternary",
+)
 
 
 def best_seconds(fn, repeat: int) -> float:

@@ -19,11 +19,12 @@ def _row(name: str, spec) -> tuple[str, ...]:
     # Codebook and block-scaled formats: the element's largest magnitude; the scale sets the range.
     element = spec.element if isinstance(spec, ScaledFormat) else spec
     fixed_block = isinstance(spec, ScaledFormat) and spec.block
-    bpe = (
-        f"{spec.bits_per_element():g}"
-        if fixed_block
-        else f"{spec.bits}" + ("+scale" if isinstance(spec, ScaledFormat) else "")
-    )
+    if fixed_block:
+        bpe = f"{spec.bits_per_element():g}"
+    elif isinstance(spec, ScaledFormat):
+        bpe = f"{spec.bits}+scale"
+    else:
+        bpe = f"{getattr(spec, 'bits_per_element', spec.bits):g}"
     return (name, str(spec.bits), _fmt_number(element.max), "-", "-", bpe, spec.describe())
 
 

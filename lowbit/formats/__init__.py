@@ -1,7 +1,7 @@
 """Formats as data: frozen specs, the catalog of named formats, and name parsing."""
 
 from .catalog import ALIASES, AnyFormat, Catalog, catalog
-from .codebook import CodebookFormat
+from .codebook import CodebookFormat, VectorCodebookFormat
 from .grid import GridFormat
 from .names import get_format, known_names
 from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
@@ -15,6 +15,7 @@ __all__ = [
     "ScaleRule",
     "ScaledFormat",
     "TensorScale",
+    "VectorCodebookFormat",
     "Catalog",
     "ElementFormat",
     "Family",

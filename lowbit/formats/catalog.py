@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
-from . import tables
-from .codebook import CodebookFormat
+from . import tables, tables_higgs
+from .codebook import CodebookFormat, VectorCodebookFormat
 from .grid import GridFormat
 from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
@@ -117,6 +117,9 @@ _LITERALS.update(
         "lsq_int3": ScaledFormat(IntFormat(3), None, rule=ScaleRule.MSE, divide=True),
         "lsq_int4": ScaledFormat(IntFormat(4), None, rule=ScaleRule.MSE, divide=True),
         "ternary_codebook": CodebookFormat(tables.TERNARY, source="{-1, 0, +1}"),
+        # HIGGS p = 2: pairs of N(0, 1) coordinates to the nearest point of a shipped 2-D grid
+        "higgs_p2_n16": VectorCodebookFormat(tables_higgs.HIGGS_P2_N16, source="HIGGS (Malinovskii et al. 2024)"),
+        "higgs_p2_n64": VectorCodebookFormat(tables_higgs.HIGGS_P2_N64, source="HIGGS (Malinovskii et al. 2024)"),
         "binary_codebook": CodebookFormat(tables.BINARY, source="{-1, +1}"),
     }
 )

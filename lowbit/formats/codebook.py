@@ -96,3 +96,77 @@ class CodebookFormat:
 
     def describe(self) -> str:
         return f"codebook of {self.n_codes} values in [{self.values[0]:g}, {self.values[-1]:g}]"
+
+
+@dataclass(frozen=True)
+class VectorCodebookFormat:
+    """A codebook of points in `dim` dimensions: consecutive groups of `dim` elements along the
+    axis are replaced by the nearest point (squared distance, ties to the lower code). One code
+    per group; an axis whose length is not a multiple of `dim` is zero-padded."""
+
+    points: tuple[tuple[float, ...], ...]
+    source: str = ""
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        pts = np.asarray(self.points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[0] < 2 or pts.shape[1] < 1 or pts.shape[0] > 1 << 16:
+            raise ValueError(f"points must be 2 to 65536 points of one dimension, got shape {pts.shape}")
+        if not np.isfinite(pts).all():
+            raise ValueError("points must be finite")
+        object.__setattr__(self, "points", tuple(tuple(float(v) for v in p) for p in pts))
+
+    family = Family.CODEBOOK
+    axis = -1
+
+    @property
+    def dim(self) -> int:
+        return len(self.points[0])
+
+    @property
+    def block(self) -> int:
+        return self.dim
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.points)
+
+    @property
+    def bits(self) -> int:
+        """Bits of one code (one code per `dim` elements)."""
+        return max(1, (self.n_codes - 1).bit_length())
+
+    @property
+    def bits_per_element(self) -> float:
+        return self.bits / self.dim
+
+    @property
+    def max(self) -> float:
+        return float(np.max(np.abs(self.points)))
+
+    @cached_property
+    def table(self) -> np.ndarray:
+        t = np.asarray(self.points, dtype=np.float32)
+        t.setflags(write=False)
+        return t
+
+    @property
+    def code_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.bits <= 8 else np.uint16)
+
+    def nearest(self, groups: np.ndarray) -> np.ndarray:
+        """Codes of float32 groups, shape (n, dim): the least squared distance in float64, ties to
+        the lowest code. Far from the grid, |g - p|^2 loses the differences between points to
+        rounding, so such groups compare |p|^2 - 2 g.p instead (the same order, with g.p exact)."""
+        g = groups.astype(np.float64)
+        p = self.table.astype(np.float64)
+        d = np.zeros((g.shape[0], p.shape[0]))
+        for j in range(self.dim):
+            d += (g[:, j : j + 1] - p[None, :, j]) ** 2
+        far = np.max(np.abs(g), axis=1) > 2.0**20 * max(self.max, 1e-30)
+        if far.any():
+            d[far] = np.sum(p**2, axis=1)[None, :] - 2 * (g[far] @ p.T)
+        return np.argmin(d, axis=1)
+
+    def describe(self) -> str:
+        return f"{self.dim}-D codebook of {self.n_codes} points, {self.bits_per_element:g} bits per element"

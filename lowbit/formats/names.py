@@ -8,7 +8,7 @@ import functools
 import re
 
 from .catalog import ALIASES, catalog
-from .codebook import CodebookFormat
+from .codebook import CodebookFormat, VectorCodebookFormat
 from .grid import GridFormat
 from .scaled import ScaledFormat
 from .spec import ElementFormat, FloatFormat, IntFormat
@@ -73,7 +73,7 @@ def get_format(fmt, **options) -> ElementFormat | CodebookFormat | ScaledFormat:
     ties for floats; signed, symmetric for integers; block, scale, rule, asymmetric, ... for
     block-scaled formats, e.g. get_format("mxfp4", rule="ceil")).
     """
-    if isinstance(fmt, (FloatFormat, IntFormat, CodebookFormat, GridFormat, ScaledFormat)):
+    if isinstance(fmt, (FloatFormat, IntFormat, CodebookFormat, GridFormat, ScaledFormat, VectorCodebookFormat)):
         spec = fmt
     elif isinstance(fmt, str):
         key = fmt.strip().lower()

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..formats import CodebookFormat, DoubleQuant, ElementFormat, GridFormat, IntFormat, ScaledFormat, get_format
+from ..formats import (
+    CodebookFormat,
+    DoubleQuant,
+    ElementFormat,
+    GridFormat,
+    IntFormat,
+    ScaledFormat,
+    VectorCodebookFormat,
+    get_format,
+)
 from .packing import BitOrder, pack_codes
 from .params import NanPolicy, fast_params, kernel_params
 from .rounding import Rounding
@@ -250,7 +259,7 @@ def quantize(x, fmt, *, axis: int = -1, rounding: Rounding | str = "rne", seed: 
     NaN stays NaN, also for formats without a NaN code (ml_dtypes returns a number there).
     """
     prep = _prepare(x, fmt, axis, rounding, seed, target)
-    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat)):
+    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
         return _quantize_blocked(x, prep, axis)
     if _is_device_array(x):
         return _run_quantize_device(x, prep)
@@ -276,7 +285,7 @@ def encode(
     """
     prep = _prepare(x, fmt, axis, rounding, seed, target)
     policy = NanPolicy.parse(nan)
-    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat)):
+    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
         return _encode_blocked(x, prep, axis, policy)
     if _is_device_array(x):
         x = x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x)
@@ -311,15 +320,17 @@ def decode(enc: Encoded | np.ndarray, fmt=None, *, dtype=np.float32, target=None
     if isinstance(enc, Encoded):
         if fmt is not None:
             raise TypeError("decode: pass fmt only with raw codes; an Encoded carries its format")
-        if isinstance(enc.format, (ScaledFormat, CodebookFormat, GridFormat)):
+        if isinstance(enc.format, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
             return _decode_blocked(enc).astype(np.dtype(dtype))
         codes, spec = enc.codes, enc.format
     else:
         if fmt is None:
             raise TypeError("decode: raw codes need fmt, e.g. decode(codes, 'float8_e4m3fn')")
         codes, spec = np.asarray(enc), get_format(fmt)
-        if isinstance(spec, ScaledFormat):
-            raise TypeError("decode: a block-scaled format needs its scales; pass the Encoded that encode returned")
+        if isinstance(spec, (ScaledFormat, VectorCodebookFormat)):
+            raise TypeError(
+                "decode: a block-scaled or vector format needs its layout; pass the Encoded that encode returned"
+            )
         if isinstance(spec, (CodebookFormat, GridFormat)):
             return _codebook_values(codes, spec).astype(np.dtype(dtype))
     out_dtype = np.dtype(dtype)
@@ -350,6 +361,8 @@ def bits_per_element(fmt, block_elems: int | None = None) -> float:
     spec = get_format(fmt)
     if isinstance(spec, ScaledFormat):
         return spec.bits_per_element(block_elems)
+    if isinstance(spec, VectorCodebookFormat) and block_elems is None:
+        return spec.bits_per_element
     if isinstance(spec, (CodebookFormat, GridFormat)) and block_elems is None:
         return float(spec.bits)
     if block_elems is not None:
@@ -377,6 +390,12 @@ def _quantize_blocked(x, prep: _Prepared, axis):
     from .blocks import layout, quantize_rows, round_elements
 
     arr = _float32_host(x)
+    if isinstance(prep.fmt, VectorCodebookFormat):
+        lay = layout(arr.shape, prep.fmt, axis)
+        rows = lay.to_rows(arr)
+        values = prep.fmt.table[prep.fmt.nearest(rows)]
+        values[np.isnan(rows).any(axis=1)] = np.nan
+        return lay.from_rows(values)
     if isinstance(prep.fmt, (CodebookFormat, GridFormat)):
         return round_elements(arr, prep.fmt, _rounder(prep), False)[0].reshape(arr.shape)
     lay = layout(arr.shape, prep.fmt, axis)
@@ -411,6 +430,12 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
 
     arr = _float32_host(x)
     spec = prep.fmt
+    if isinstance(spec, VectorCodebookFormat):
+        if policy is NanPolicy.RAISE and np.isnan(arr).any():
+            raise ValueError(f"x contains NaN and codebook {spec.name or 'format'!r} has no NaN code; pass nan='zero'")
+        lay = layout(arr.shape, spec, axis)
+        codes = spec.nearest(np.nan_to_num(lay.to_rows(arr), nan=0.0)).astype(spec.code_dtype)
+        return Encoded(codes.reshape(lay.blocks_shape), spec, tuple(arr.shape), meta={"axis": lay.axis})
     if isinstance(spec, (CodebookFormat, GridFormat)):
         if policy is NanPolicy.RAISE and np.isnan(arr).any():
             raise ValueError(f"x contains NaN and codebook {spec.name or 'format'!r} has no NaN code; pass nan='zero'")
@@ -440,6 +465,9 @@ def _decode_blocked(enc: Encoded) -> np.ndarray:
     from .blocks import dequantize_rows, layout
 
     spec = enc.format
+    if isinstance(spec, VectorCodebookFormat):
+        lay = layout(enc.shape, spec, enc.meta.get("axis"))
+        return lay.from_rows(spec.table[np.asarray(enc.codes).reshape(-1).astype(np.int64)])
     if isinstance(spec, (CodebookFormat, GridFormat)):
         return _codebook_values(enc.codes, spec)
     lay = layout(enc.shape, spec, enc.meta.get("axis"))

@@ -229,3 +229,22 @@ def test_lsq_uses_the_searched_step_with_twos_complement_range():
     # the MSE search never does worse than plain absmax
     absmax = lowbit.quantize(w, lowbit.get_format("lsq_int4", rule="absmax"))
     assert np.mean((lowbit.decode(enc) - w) ** 2) <= np.mean((absmax - w) ** 2)
+
+
+def test_higgs_p2_grids_are_the_shipped_data_and_round_pairs():
+    grids = yaml.safe_load((DATA / "higgs_p2_grids.yaml").read_text())
+    for n in (16, 64):
+        fmt = catalog[f"higgs_p2_n{n}"]
+        assert fmt.points == tuple(tuple(p) for p in grids[f"n{n}"])
+        assert lowbit.bits_per_element(fmt) == np.log2(n) / 2
+    fmt = catalog["higgs_p2_n16"]
+    pts = np.asarray(fmt.points, F32)
+    x = np.concatenate([pts[3], pts[7], pts[0] + F32(1e-3), [0.5]]).astype(F32)  # odd length: padded
+    y = lowbit.quantize(x, fmt)
+    np.testing.assert_array_equal(y[:6], np.concatenate([pts[3], pts[7], pts[0]]))
+    enc = lowbit.encode(x, fmt)
+    assert enc.codes[:3].tolist() == [3, 7, 0]
+    np.testing.assert_array_equal(lowbit.decode(enc), y)
+    # the last, padded pair (0.5, 0) goes to the nearest point by brute force
+    d = ((pts - np.array([0.5, 0.0], F32)) ** 2).sum(axis=1)
+    assert enc.codes[3] == np.argmin(d) and y[6] == pts[np.argmin(d), 0]

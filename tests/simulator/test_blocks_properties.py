@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import lowbit
-from lowbit.formats import CodebookFormat, DoubleQuant, catalog
+from lowbit.formats import CodebookFormat, DoubleQuant, VectorCodebookFormat, catalog
 from lowbit.simulator.scales import dq_values
 
 SCALED = list(catalog.family("scaled"))
@@ -81,7 +81,9 @@ def test_hypothesis_properties(x, name):
     y = lowbit.quantize(x, name)
     assert not np.isnan(y).any()
     np.testing.assert_array_equal(lowbit.decode(lowbit.encode(x, name)).view(np.uint32), y.view(np.uint32))
-    if name not in NOT_IDEMPOTENT:
+    # Vector codebooks pad an odd axis with 0, and the padded pair of the output is another pair,
+    # so idempotence holds for whole groups only (test_idempotent checks that).
+    if name not in NOT_IDEMPOTENT and not isinstance(catalog[name], VectorCodebookFormat):
         np.testing.assert_array_equal(lowbit.quantize(y, name), y)
     # the sign never flips
     assert not np.any((y > 0) & (x < 0)) and not np.any((y < 0) & (x > 0))
