@@ -90,6 +90,15 @@ class CodebookFormat:
         t.setflags(write=False)
         return t
 
+    @cached_property
+    def search_thresholds(self) -> np.ndarray:
+        """`thresholds` padded with +Inf to 2^k - 1 entries, for a branch-free binary search."""
+        size = (1 << (self.n_codes - 1).bit_length()) - 1
+        t = np.full(size, np.inf, dtype=np.float32)
+        t[: self.n_codes - 1] = self.thresholds
+        t.setflags(write=False)
+        return t
+
     @property
     def code_dtype(self) -> np.dtype:
         return np.dtype(np.uint8 if self.bits <= 8 else np.uint16)

@@ -79,8 +79,9 @@ class GridFormat:
         return np.dtype(np.uint8 if self.bits <= 8 else np.uint16)
 
     def round(self, v: np.ndarray) -> np.ndarray:
-        """Codes (k - kmin) of float32 elements v."""
+        """Codes (k - kmin) of float32 elements v (NaN gives code 0; its block is NaN anyway)."""
         t = np.rint(v * np.float32(self.gain) - np.float32(self.offset))
+        t = np.nan_to_num(t, nan=self.kmin, posinf=self.kmax, neginf=self.kmin)
         return (np.clip(t, self.kmin, self.kmax) - self.kmin).astype(np.int64)
 
     def describe(self) -> str:

@@ -176,41 +176,59 @@ def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> Block
 
 
 def _element_kind(fmt: ScaledFormat):
-    """(kind, fast vector, midpoints, table) of the element for the fused absmax kernel, or None."""
+    """(kind, parameter vector, thresholds, table) of the element for the fused absmax kernel."""
     from .params import fast_params
 
     e = fmt.element
-    none = np.zeros(1, np.float32), np.zeros(1, np.float32)
-    if isinstance(e, CodebookFormat):
-        return 2, np.zeros(16, np.float32), e.thresholds.copy(), e.table.copy()  # writable for CUDA
+    f = np.zeros(16, np.float32)
+    if isinstance(e, CodebookFormat):  # copies: the CUDA transfer needs writable arrays
+        return 2, f, e.search_thresholds.copy(), e.table.copy()
     if isinstance(e, GridFormat):
-        return None
+        f[:4] = e.gain, e.offset, e.kmin, e.kmax
+        return 3, f, np.zeros(1, np.float32), e.table.copy()
     f = fast_params(saturating(e), False)
+    none = np.zeros(1, np.float32), np.zeros(1, np.float32)
     return None if f is None else (1 if isinstance(e, IntFormat) else 0, f, *none)
 
 
 def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> Blocks | None:
     """Values of a symmetric absmax-scaled format (NVFP4 one or two levels, NF4/AF4/BOF4, INT per
-    group) from the fused kernel, or None where it does not apply. Equals the pipeline (tested)."""
+    group, ParetoQ SEQ) or of a per-tensor absmean format (BitNet) from the fused kernel, or None
+    where it does not apply. Equals the pipeline (tested)."""
     from .params import fast_params
 
-    if fmt.rule is not ScaleRule.ABSMAX or fmt.asymmetric or rnd.mode is not Rounding.RNE or rows.shape[1] == 0:
+    per_tensor_mean = fmt.rule is ScaleRule.ABSMEAN and fmt.block == 0 and rows.shape[0] == 1
+    if not (fmt.rule is ScaleRule.ABSMAX or per_tensor_mean):
         return None
-    if isinstance(fmt.scale, DoubleQuant):
+    if fmt.asymmetric or rnd.mode is not Rounding.RNE or rows.shape[1] == 0 or isinstance(fmt.scale, DoubleQuant):
         return None
     kind = _element_kind(fmt)
     fs = np.zeros(16, np.float32) if fmt.scale is None else fast_params(saturating(fmt.scale), False)
     if kind is None or fs is None:
         return None
     two = fmt.tensor_scale is TensorScale.NVFP4
-    s_enc = rules.nvfp4_tensor_scale(rows, fmt) if two else F32(1)
+    level, work = (1, rows) if two else (0, rows)
+    if two:
+        s_enc = rules.nvfp4_tensor_scale(rows, fmt)
+    elif per_tensor_mean:
+        s_enc = _symmetric_scale(rows, None, fmt, rnd)[0]
+        level, work = 2, _chunked(rows)  # one scale: spread the elements over the cores
+    else:
+        s_enc = F32(1)
     smin, smax = (F32(-1) if v is None else F32(v) for v in (fmt.scale_min, fmt.scale_max))
     code, f, mids, table = kind
-    args = (int(two), code, fmt.divide, F32(fmt.element_max), smin, smax, F32(s_enc), f, fs, mids, table)
-    out = np.empty_like(rows)
-    scales = np.empty(rows.shape[0], np.float32)
-    _launch("absmax", rnd, rows, args, out, scales)
+    args = (level, code, fmt.divide, F32(fmt.element_max), smin, smax, F32(s_enc), f, fs, mids, table)
+    out = np.empty_like(work)
+    scales = np.empty(work.shape[0], np.float32)
+    _launch("absmax", rnd, work, args, out, scales)
+    if per_tensor_mean:
+        return Blocks(out.reshape(rows.shape), None, scales[:1, None], None)
     return Blocks(out, None, scales[:, None], F32(F32(1) / s_enc) if two else None)
+
+
+def _chunked(row: np.ndarray, size: int = 4096) -> np.ndarray:
+    n = row.size
+    return row.reshape(-1, size) if n % size == 0 and n > size else row
 
 
 def _launch(kernel: str, rnd: ElementRounding, rows: np.ndarray, args: tuple, out, scales) -> None:

@@ -409,36 +409,59 @@ def mx_loop(x, xb, rule, emax, mbits, max_pos, step, f, is_int, out, scales):
 
 # ----- Fused block kernel for absmax scales (NVFP4, NF4/AF4/BOF4, INT per group) ---------------
 # Element kinds and rules as the fused absmax kernel sees them.
-KIND_FLOAT, KIND_INT, KIND_TABLE = range(3)
-ABS_ONE_LEVEL, ABS_NV_TWO_LEVEL = range(2)
+KIND_FLOAT, KIND_INT, KIND_TABLE, KIND_GRID = range(4)
+# One level: amax / max(element); two levels: NVFP4 under a tensor scale; fixed: a scale given
+# per tensor (BitNet's mean |W|), passed where the tensor scale goes.
+ABS_ONE_LEVEL, ABS_NV_TWO_LEVEL, ABS_FIXED = range(3)
 
 
 def nearest_index(v, mids):
     """Number of midpoints below v: the nearest table entry, ties to the lower one. `mids` holds
-    each midpoint's float32 threshold (`CodebookFormat.thresholds`: midpoint < v exactly when
-    threshold <= v). A count without branches for small tables, binary search for large ones."""
-    if mids.size <= 32:
+    each midpoint's float32 threshold (midpoint < v exactly when threshold <= v), padded with +Inf
+    to 2^k - 1 entries. Small tables are counted without branches (15 compares for 16 codes beat
+    a search's dependent loads); large ones are searched in k steps."""
+    if mids.size <= 31:
         c = 0
         for j in range(mids.size):
             c += np.int64(mids[j] <= v)
         return c
-    lo = 0
-    hi = mids.size
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if mids[mid] <= v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    idx = 0
+    step = (mids.size + 1) // 2
+    while step > 0:
+        idx += step * np.int64(mids[idx + step - 1] <= v)
+        step //= 2
+    return idx
 
 
 def round_element(v, kind, q, mids, table):
     if kind == KIND_TABLE:
         return table[nearest_index(v, mids)]
+    if kind == KIND_GRID:
+        # q holds (gain, offset, kmin, kmax) for grids: k = clip(rint(v * gain - offset)).
+        t = np.float32(np.float32(v * q[0]) - q[1])
+        t = min(max(t, np.float32(q[2] - 1)), np.float32(q[3] + 1))
+        # round half to even: adding 2^23 leaves no fraction bits (|t| is small after the clip)
+        k = math.copysign(np.float32(np.float32(abs(t) + np.float32(_INT_MAGIC)) - np.float32(_INT_MAGIC)), t)
+        k = min(max(k, q[2]), q[3])
+        return table[np.int64(k - q[2])]
     if kind == KIND_INT:
         return quantize_fast_int(v, q)
     return quantize_fast_float(v, q)
+
+
+def table_block(x, k, enc, dec, post, mids, table, out):
+    """Nearest codebook value of each x * enc of row k, counted threshold by threshold over the
+    whole row (the count of thresholds <= v is the code): each pass over the row vectorises,
+    where a per-element count would not. The count is kept in `out` as an exact small float."""
+    n = x.shape[1]
+    for i in range(n):
+        out[k, i] = np.float32(0.0)
+    for j in range(mids.size):
+        t = mids[j]
+        for i in range(n):
+            out[k, i] += np.float32(t <= np.float32(x[k, i] * enc))
+    for i in range(n):
+        out[k, i] = np.float32(np.float32(table[np.int64(out[k, i])] * dec) * post)
 
 
 def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, qs, mids, table, out, scales):
@@ -457,7 +480,10 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
         scales[k] = math.nan
         return
     post = np.float32(1.0)
-    if level == ABS_NV_TWO_LEVEL:
+    if level == ABS_FIXED:
+        dec = s_enc
+        enc = np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / dec)
+    elif level == ABS_NV_TWO_LEVEL:
         post = np.float32(np.float32(1.0) / s_enc)
         dec = quantize_fast_float(np.float32(amax * np.float32(s_enc * np.float32(np.float32(1.0) / elem_max))), qs)
         dec = np.float32(dec)
@@ -475,7 +501,9 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
     # A scale below 2^-128 has no float32 reciprocal: divide instead (the pipeline does the same).
     div = divide or enc > np.float32(3.4028234663852886e38)
     den = np.float32(dec * post) if level == ABS_NV_TWO_LEVEL else dec
-    if div or kind == KIND_TABLE:
+    if kind == KIND_TABLE and not div and mids.size <= 31:
+        table_block(x, k, enc, dec, post, mids, table, out)
+    elif div or kind >= KIND_TABLE:  # codebook or grid elements
         for i in range(n):
             if div:
                 v = np.float32(0.0) if den == 0 else np.float32(x[k, i] / den)
@@ -564,6 +592,7 @@ SCALAR_FUNCTIONS = (
     mx_block,
     nearest_index,
     round_element,
+    table_block,
     absmax_block,
 )
 

@@ -49,7 +49,8 @@ def test_fused_mx_cuda_simulator(name):
     same(fused_mx(r, fmt, ElementRounding(target=Target.CUDA)), fused_mx(r, fmt, ElementRounding()))
 
 
-ABSMAX = ["nvfp4", "nvfp4_single", "nvint4", "nf4", "nf3", "af4", "bof4", "int4_g128", "int8_g128", "int4_per_channel"]
+ABSMAX = ["nvfp4", "nvfp4_single", "nvint4", "nf4", "nf3", "af4", "bof4", "af4_b256", "int4_g128", "int8_g128"]
+ABSMAX += ["int4_per_channel", "paretoq_ternary", "paretoq_2bit"]
 
 
 def tie_rows(fmt, block: int) -> np.ndarray:
@@ -78,12 +79,22 @@ def test_fused_absmax_equals_pipeline(name):
     assert (fused.tensor_scale is None) == (ref.tensor_scale is None)
 
 
-@pytest.mark.parametrize("name", ["nvfp4", "nf4"])
+def test_fused_per_tensor_absmean_equals_pipeline():
+    fmt = lowbit.get_format("bitnet_b158")
+    r = rows(64, 128, seed=5)[5:].reshape(1, -1)  # one block: the whole tensor (finite rows only)
+    r = np.concatenate([r, np.zeros((1, 4096 * 4 - r.size % (4096 * 4)), F32)], axis=1)
+    fused = fused_absmax(r, fmt, ElementRounding())
+    assert fused is not None
+    with np.errstate(all="ignore"):
+        same(fused, _quantize_rows(r, fmt, ElementRounding(), False))
+
+
+@pytest.mark.parametrize("name", ["nvfp4", "nf4", "paretoq_2bit"])
 def test_fused_absmax_cuda_simulator(name):
     cuda = pytest.importorskip("numba.cuda")
     if not cuda.is_available():
         pytest.skip("no CUDA device and the CUDA simulator is off")
 
     fmt = lowbit.get_format(name)
-    r = rows(8, fmt.block, seed=4)
+    r = rows(8, fmt.block or 32, seed=4)
     same(fused_absmax(r, fmt, ElementRounding(target=Target.CUDA)), fused_absmax(r, fmt, ElementRounding()))
