@@ -56,6 +56,7 @@ def _named(name: str):
 _E8M0, _E4M3, _FP4, _FP16 = (_named(n) for n in ("float8_e8m0fnu", "float8_e4m3fn", "float4_e2m1fn", "float16"))
 _NF4 = CodebookFormat(tables.NF4, source="bitsandbytes NF4 (Dettmers et al. 2023)", name="nf4_codebook")
 _NF3 = CodebookFormat(tables.NF3, source="AFPQ (Zhang et al. 2023), Appendix A", name="nf3_codebook")
+_BINARY = CodebookFormat(tables.BINARY, source="{-1, +1}", name="binary_codebook")
 _FP3 = CodebookFormat(tables.FP3_E2M0, source="AFPQ (Zhang et al. 2023), Appendix A", name="fp3_e2m0")
 _MX = {"scale": _E8M0, "rule": ScaleRule.OCP_FLOOR, "block": 32}
 _NV = {"scale": _E4M3, "rule": ScaleRule.ABSMAX, "block": 16}
@@ -111,7 +112,7 @@ _LITERALS.update(
         "twn": ScaledFormat(GridFormat(1.0, name="ternary"), None, rule=ScaleRule.TWN),
         # ParetoQ (Liu et al. 2025), per output row (the block axis): 1-bit sign(w) * mean|w|;
         # ternary and 2-bit SEQ with alpha = max|w|; 3- and 4-bit LSQ with an MSE-searched step
-        "paretoq_1bit": ScaledFormat(GridFormat(0.5, 0.5, -1, 0, name="sign"), None, rule=ScaleRule.ABSMEAN),
+        "paretoq_1bit": ScaledFormat(_BINARY, None, rule=ScaleRule.ABSMEAN),
         "paretoq_ternary": ScaledFormat(GridFormat(1.5, range=1.0, name="seq_ternary"), None, divide=True),
         "paretoq_2bit": ScaledFormat(GridFormat(2.0, 0.5, -2, 1, range=1.0, name="seq_2bit"), None, divide=True),
         "lsq_int3": ScaledFormat(IntFormat(3), None, rule=ScaleRule.MSE, divide=True),
@@ -120,7 +121,7 @@ _LITERALS.update(
         # HIGGS p = 2: pairs of N(0, 1) coordinates to the nearest point of a shipped 2-D grid
         "higgs_p2_n16": VectorCodebookFormat(tables_higgs.HIGGS_P2_N16, source="HIGGS (Malinovskii et al. 2024)"),
         "higgs_p2_n64": VectorCodebookFormat(tables_higgs.HIGGS_P2_N64, source="HIGGS (Malinovskii et al. 2024)"),
-        "binary_codebook": CodebookFormat(tables.BINARY, source="{-1, +1}"),
+        "binary_codebook": _BINARY,
     }
 )
 

@@ -5,7 +5,8 @@ sign-based binary formats, written as data.
     value = (k + offset) / gain                          (float32)
 
 ParetoQ ternary SEQ is gain 1.5, offset 0, k in [-1, 1]; ParetoQ 2-bit SEQ is gain 2, offset 0.5,
-k in [-2, 1]; sign(v) is gain 0.5, offset 0.5, k in [-1, 0] (0 goes to +1).
+k in [-2, 1]. (sign(v) is not a grid: v * gain - offset rounds away tiny |v|; it is the codebook
+{-1, +1}.)
 """
 
 from __future__ import annotations
