@@ -209,7 +209,7 @@ def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> B
     two = fmt.tensor_scale is TensorScale.NVFP4
     level, work = (1, rows) if two else (0, rows)
     if two:
-        s_enc = rules.nvfp4_tensor_scale(rows, fmt)
+        s_enc = rules.nvfp4_scale_from_amax(_finite_amax(rows, rnd), fmt)
     elif per_tensor_mean:
         s_enc = _symmetric_scale(rows, None, fmt, rnd)[0]
         level, work = 2, _chunked(rows)  # one scale: spread the elements over the cores
@@ -224,6 +224,26 @@ def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> B
     if per_tensor_mean:
         return Blocks(out.reshape(rows.shape), None, scales[:1, None], None)
     return Blocks(out, None, scales[:, None], F32(F32(1) / s_enc) if two else None)
+
+
+def _finite_amax(rows: np.ndarray, rnd: ElementRounding) -> F32:
+    """Largest finite |x| of the tensor: one vectorised kernel pass gives each row's maximum, and
+    the host takes the largest."""
+    work = rows
+    bits = np.zeros(work.shape[0], np.int64)
+    if rnd.target is not None and rnd.target.value == "cuda":
+        from numba import cuda
+
+        from .cuda import cuda_drivers, launch
+
+        d = cuda.device_array_like(bits)
+        launch(cuda_drivers().finite_amax, work.shape[0])(work.view(np.int32), d)
+        bits = d.copy_to_host()
+    else:
+        from .cpu import cpu_drivers
+
+        cpu_drivers().finite_amax(work.view(np.int32), bits)
+    return np.array([bits.max() if bits.size else 0], np.int64).astype(np.int32).view(np.float32)[0]
 
 
 def _chunked(row: np.ndarray, size: int = 4096) -> np.ndarray:

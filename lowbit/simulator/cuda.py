@@ -11,6 +11,7 @@ from numba import cuda
 from .jit import cuda_device, cuda_kernel
 from .scalar import (
     absmax_block,
+    finite_amax_row,
     encode_one,
     fast_tuple,
     fwht_row,
@@ -59,12 +60,17 @@ def absmax_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, 
         absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, qs, mids, table, out, scales)
 
 
+def finite_amax_loop(xb, out):
+    for k in range(cuda.grid(1), xb.shape[0], cuda.gridsize(1)):
+        out[k] = finite_amax_row(xb, k)
+
+
 def decode_loop(codes, table, out):
     for i in range(cuda.grid(1), codes.size, cuda.gridsize(1)):
         out[i] = table[codes[i]]
 
 
-LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop, fwht_loop, mx_loop, absmax_loop)
+LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop, fwht_loop, mx_loop, absmax_loop, finite_amax_loop)
 
 
 @functools.cache

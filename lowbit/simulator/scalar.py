@@ -521,6 +521,20 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
             out[k, i] = np.float32(np.float32(r * dec) * post)
 
 
+def finite_amax_row(xb, k):
+    """Bit pattern of the largest finite |x| in row k of the int32 view xb (0 for none)."""
+    m = 0
+    for i in range(xb.shape[1]):
+        b = np.int64(xb[k, i]) & 0x7FFFFFFF
+        m = max(m, b if b < 0x7F800000 else 0)
+    return m
+
+
+def finite_amax_loop(xb, out):
+    for k in prange(xb.shape[0]):
+        out[k] = finite_amax_row(xb, k)
+
+
 def absmax_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
     q = fast_tuple(f)
     qs = fast_tuple(fs)
@@ -569,6 +583,7 @@ CPU_LOOPS = (
     fwht_loop,
     mx_loop,
     absmax_loop,
+    finite_amax_loop,
 )
 SCALAR_FUNCTIONS = (
     mul32,
@@ -594,6 +609,7 @@ SCALAR_FUNCTIONS = (
     round_element,
     table_block,
     absmax_block,
+    finite_amax_row,
 )
 
 

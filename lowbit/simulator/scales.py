@@ -75,6 +75,11 @@ def nvfp4_tensor_scale(x: np.ndarray, fmt: ScaledFormat) -> F32:
     if not np.isfinite(amax):
         finite = np.abs(x[np.isfinite(x)])
         amax = F32(finite.max()) if finite.size else F32(0)
+    return nvfp4_scale_from_amax(amax, fmt)
+
+
+def nvfp4_scale_from_amax(amax: F32, fmt: ScaledFormat) -> F32:
+    """S_enc of a tensor whose largest finite |x| is amax."""
     if amax == 0:
         return F32(1)
     with np.errstate(over="ignore"):

@@ -156,3 +156,15 @@ def test_axis_and_padding():
     assert enc.scales.shape == (3, 2)
     np.testing.assert_array_equal(lowbit.decode(enc), along0)
     assert lowbit.bits_per_element("mxfp4") == 4.25 and lowbit.bits_per_element("mxfp8_e4m3") == 8.25
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "nvfp4", "nf4", "int4_g128_asym"])
+def test_any_axis_of_a_3d_array(name):
+    x = np.random.default_rng(9).standard_normal((5, 70, 3)).astype(F32)
+    for axis in (0, 1, 2, -1):
+        y = lowbit.quantize(x, name, axis=axis)
+        moved = np.moveaxis(x, axis, -1).copy()
+        np.testing.assert_array_equal(np.moveaxis(y, axis, -1), lowbit.quantize(moved, name))
+        np.testing.assert_array_equal(lowbit.decode(lowbit.encode(x, name, axis=axis)), y)
+    with pytest.raises(ValueError, match="axis"):
+        lowbit.quantize(x, name, axis=3)

@@ -104,3 +104,21 @@ def test_cuda_equals_cpu(name):
         cpu = lowbit.quantize(x, name, rounding=mode, seed=5, target="cpu")
         gpu = lowbit.quantize(x, name, rounding=mode, seed=5, target="cuda")
         np.testing.assert_array_equal(cpu.view(np.uint32), gpu.view(np.uint32))
+
+
+def test_bad_block_arguments_name_themselves():
+    with pytest.raises(ValueError, match="rule"):
+        lowbit.get_format("mxfp4", rule="floor")
+    with pytest.raises(ValueError, match="block"):
+        lowbit.get_format("mxfp4", block=-1)
+    with pytest.raises(ValueError, match="rounding"):
+        lowbit.quantize(np.ones(64, F32), "nf4", rounding="rtz")
+    with pytest.raises(TypeError, match="Encoded"):
+        lowbit.decode(np.zeros(32, np.uint8), "mxfp4")
+    with pytest.raises(ValueError, match="codebook"):
+        lowbit.get_format("mxfp4", element=catalog["nf4_codebook"])
+    with pytest.raises(ValueError, match="NaN"):
+        lowbit.encode(np.array([np.nan, 1.0], F32), "nf4_codebook")
+    with pytest.raises(ValueError, match="per-channel"):
+        lowbit.bits_per_element("int8_per_channel")
+    assert lowbit.bits_per_element("int8_per_channel", block_elems=4096) == 8 + 32 / 4096
