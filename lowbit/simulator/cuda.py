@@ -11,9 +11,9 @@ from numba import cuda
 from .jit import cuda_device, cuda_kernel
 from .scalar import (
     absmax_block,
-    finite_amax_row,
     encode_one,
     fast_tuple,
+    finite_amax_row,
     fwht_row,
     make_kernels,
     mx_block,

@@ -369,6 +369,15 @@ def pow2_exponent_one(abits, amax, rule, emax, mbits, max_pos):
     return min(max(e, -127), 127)
 
 
+def float_of_bits(b):
+    """The float32 value of the non-negative finite bit pattern b, exactly, without a bit cast."""
+    e = (b >> 23) & 0xFF
+    m = b & 0x7FFFFF
+    if e == 0:
+        return np.float32(math.ldexp(float(m), -149))
+    return np.float32(math.ldexp(float(m | 0x800000), int(e) - 150))
+
+
 def mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales):
     """Quantize row k of x (xb: its int32 view) with a power-of-two block scale."""
     n = x.shape[1]
@@ -376,16 +385,12 @@ def mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales)
     abits = 0
     for i in range(n):
         abits = max(abits, np.int64(xb[k, i]) & 0x7FFFFFFF)
-    amax = np.float32(0.0)
-    if rule == RULE_RCEIL:
-        for i in range(n):
-            amax = max(amax, abs(x[k, i]))
     if abits >= 0x7F800000:  # NaN or Inf in the block
         for i in range(n):
             out[k, i] = math.nan
         scales[k] = math.nan
         return
-    e = pow2_exponent_one(abits, amax, rule, emax, mbits, max_pos)
+    e = pow2_exponent_one(abits, float_of_bits(abits), rule, emax, mbits, max_pos)
     enc = np.float32(math.ldexp(1.0, int(-e)))
     dec = np.float32(math.ldexp(1.0, int(e)))
     inv_step = np.float32(1.0) / step
@@ -470,15 +475,14 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
     NVFP4's two levels under the tensor scale s_enc. Same float32 steps as `simulator.blocks`."""
     n = x.shape[1]
     abits = 0
-    amax = np.float32(0.0)
     for i in range(n):
         abits = max(abits, np.int64(xb[k, i]) & 0x7FFFFFFF)
-        amax = max(amax, abs(x[k, i]))
     if abits >= 0x7F800000:
         for i in range(n):
             out[k, i] = math.nan
         scales[k] = math.nan
         return
+    amax = float_of_bits(abits)
     post = np.float32(1.0)
     if level == ABS_FIXED:
         dec = s_enc
@@ -603,6 +607,7 @@ SCALAR_FUNCTIONS = (
     quantize_fast,
     code_of_value,
     fwht_row,
+    float_of_bits,
     pow2_exponent_one,
     mx_block,
     nearest_index,
