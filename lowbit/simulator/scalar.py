@@ -369,13 +369,19 @@ def pow2_exponent_one(abits, amax, rule, emax, mbits, max_pos):
     return min(max(e, -127), 127)
 
 
+# 2^i for i in [-POW2_OFFSET, POW2_OFFSET], exact in float64: powers of two without a libm call.
+POW2_OFFSET = 160
+POW2 = np.ldexp(1.0, np.arange(-POW2_OFFSET, POW2_OFFSET + 1))
+POW2.setflags(write=False)
+
+
 def float_of_bits(b):
     """The float32 value of the non-negative finite bit pattern b, exactly, without a bit cast."""
     e = (b >> 23) & 0xFF
     m = b & 0x7FFFFF
     if e == 0:
-        return np.float32(math.ldexp(float(m), -149))
-    return np.float32(math.ldexp(float(m | 0x800000), int(e) - 150))
+        return np.float32(float(m) * POW2[POW2_OFFSET - 149])
+    return np.float32(float(m | 0x800000) * POW2[POW2_OFFSET + e - 150])
 
 
 def mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales):
@@ -391,8 +397,8 @@ def mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales)
         scales[k] = math.nan
         return
     e = pow2_exponent_one(abits, float_of_bits(abits), rule, emax, mbits, max_pos)
-    enc = np.float32(math.ldexp(1.0, int(-e)))
-    dec = np.float32(math.ldexp(1.0, int(e)))
+    enc = np.float32(POW2[POW2_OFFSET - e])
+    dec = np.float32(POW2[POW2_OFFSET + e])
     inv_step = np.float32(1.0) / step
     scales[k] = dec
     # Two inner loops rather than a test per element, so that each vectorises.

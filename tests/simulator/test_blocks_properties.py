@@ -95,7 +95,21 @@ cuda = pytest.importorskip("numba.cuda")
 
 
 @pytest.mark.skipif(not cuda.is_available(), reason="no CUDA device and the CUDA simulator is off")
-@pytest.mark.parametrize("name", ["mxfp4", "mxfp8_e4m3", "mxint8", "nvfp4", "nf4", "int4_g128_asym", "bitnet_b158"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mxfp4",
+        "mxfp8_e4m3",
+        "mxint8",
+        "nvfp4",
+        "nf4",
+        "int4_g128_asym",
+        "bitnet_b158",
+        "afpq_fp4_g128",
+        "lsq_int4",
+        "twn",
+    ],
+)
 def test_cuda_equals_cpu(name):
     x = data(shape=(2, 128), seed=3)
     # Codebooks round to nearest only; the others also take stochastic element rounding.
