@@ -246,6 +246,26 @@ def _finite_amax(rows: np.ndarray, rnd: ElementRounding) -> F32:
     return np.array([bits.max() if bits.size else 0], np.int64).astype(np.int32).view(np.float32)[0]
 
 
+def abs_mean(rows: np.ndarray) -> np.ndarray:
+    """mean(|x|) of each row as float32: float64 sums over pieces of 4096 elements (a kernel pass,
+    see `abs_sum_loop` for the order), the pieces summed in order on the host, divided, then
+    rounded once."""
+    from .cpu import cpu_drivers
+
+    n = rows.shape[1]
+    if n == 0:
+        return np.zeros(rows.shape[0], np.float32)
+    size = 4096 if n % 4096 == 0 else n
+    pieces = rows.reshape(-1, size)
+    sums = np.empty(pieces.shape[0], np.float64)
+    cpu_drivers().abs_sum(pieces, sums)
+    total = np.zeros(rows.shape[0])
+    per_row = sums.reshape(rows.shape[0], -1)
+    for j in range(per_row.shape[1]):  # in order, so the result does not depend on NumPy's pairwise sum
+        total += per_row[:, j]
+    return (total / n).astype(np.float32)
+
+
 def _chunked(row: np.ndarray, size: int = 4096) -> np.ndarray:
     n = row.size
     return row.reshape(-1, size) if n % size == 0 and n > size else row
@@ -343,8 +363,7 @@ def _twn(rows: np.ndarray, fmt: ScaledFormat, want_codes: bool) -> Blocks:
 
 def _symmetric_scale(rows, amax, fmt: ScaledFormat, rnd: ElementRounding) -> np.ndarray:
     if fmt.rule is ScaleRule.ABSMEAN:
-        mean = (np.sum(np.abs(rows.astype(np.float64)), axis=1) / max(rows.shape[1], 1)).astype(np.float32)
-        return rules.round_to_scale_format(mean, fmt)
+        return rules.round_to_scale_format(abs_mean(rows), fmt)
     s = rules.absmax_scale(amax, fmt)
     if fmt.rule is ScaleRule.MSE:
         s = _mse_search(rows, amax, s, fmt, rnd)

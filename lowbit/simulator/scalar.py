@@ -279,6 +279,24 @@ def quantize_fast_int(x, q):
     return signed_result(x, round_int_rne(x, q), q)
 
 
+def quantize_finite_float(x, q):
+    """quantize_fast_float for finite x below 2^100 in magnitude, which block kernels guarantee
+    (the scale bounds every element): no rescaling, Inf or NaN selects."""
+    ax = abs(x)
+    c = ax * q[F_SPLIT]
+    r = c - (c - ax)
+    sub = (ax + q[F_CSUB]) - q[F_CSUB]
+    r = sub if ax < q[F_MIN_NORMAL] else r
+    r = q[F_OVER] if r > q[F_MAX] else r
+    return math.copysign(r, x) if (q[F_NEGZERO] != 0 or r != 0) else np.float32(0.0)
+
+
+def quantize_finite_int(x, q):
+    """quantize_fast_int for finite x (block kernels): no NaN select."""
+    r = round_int_rne(x, q)
+    return math.copysign(r, x) if r != 0 else np.float32(0.0)
+
+
 def quantize_fast(x, q):
     if q[F_IS_INT] != 0:
         return quantize_fast_int(x, q)
@@ -404,12 +422,12 @@ def mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales)
     # Two inner loops rather than a test per element, so that each vectorises.
     if is_int:
         for i in range(n):
-            r = quantize_fast_int(np.float32(np.float32(x[k, i] * enc) * inv_step), q)
+            r = quantize_finite_int(np.float32(np.float32(x[k, i] * enc) * inv_step), q)
             out[k, i] = np.float32(np.float32(r * step) * dec)
-    else:
+    else:  # float elements have step 1
         for i in range(n):
-            r = quantize_fast_float(np.float32(np.float32(x[k, i] * enc) * inv_step), q)
-            out[k, i] = np.float32(np.float32(r * step) * dec)
+            r = quantize_finite_float(np.float32(x[k, i] * enc), q)
+            out[k, i] = np.float32(r * dec)
 
 
 def mx_loop(x, xb, rule, emax, mbits, max_pos, step, f, is_int, out, scales):
@@ -495,7 +513,8 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
         enc = np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / dec)
     elif level == ABS_NV_TWO_LEVEL:
         post = np.float32(np.float32(1.0) / s_enc)
-        dec = quantize_fast_float(np.float32(amax * np.float32(s_enc * np.float32(np.float32(1.0) / elem_max))), qs)
+        # amax * S_enc / max(element) is at most about max(scale): the finite fast path applies.
+        dec = quantize_finite_float(np.float32(amax * np.float32(s_enc * np.float32(np.float32(1.0) / elem_max))), qs)
         dec = np.float32(dec)
         enc = np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / np.float32(dec * post))
     else:
@@ -513,6 +532,11 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
     den = np.float32(dec * post) if level == ABS_NV_TWO_LEVEL else dec
     if kind == KIND_TABLE and not div and mids.size <= 31:
         table_block(x, k, enc, dec, post, mids, table, out)
+    elif div and den != 0 and kind == KIND_FLOAT:  # x / scale, vectorised (torchao's single level)
+        for i in range(n):
+            # a clamped scale does not bound x / scale: the full path handles any magnitude
+            r = quantize_fast_float(np.float32(x[k, i] / den), q)
+            out[k, i] = np.float32(np.float32(r * dec) * post)
     elif div or kind >= KIND_TABLE:  # codebook or grid elements
         for i in range(n):
             if div:
@@ -523,9 +547,15 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
             out[k, i] = np.float32(np.float32(r * dec) * post)
     elif kind == KIND_INT:  # the common cases get loops without tests, which vectorise
         for i in range(n):
-            r = quantize_fast_int(np.float32(x[k, i] * enc), q)
+            r = quantize_finite_int(np.float32(x[k, i] * enc), q)
+            out[k, i] = np.float32(np.float32(r * dec) * post)
+    elif level == ABS_NV_TWO_LEVEL or (level == ABS_ONE_LEVEL and smax <= 0 and qs[F_SPLIT] == 0):
+        # The scale is amax / max(element) itself (or NVFP4's), so |x * enc| stays near max(element).
+        for i in range(n):
+            r = quantize_finite_float(np.float32(x[k, i] * enc), q)
             out[k, i] = np.float32(np.float32(r * dec) * post)
     else:
+        # A clamped, saturated or given scale does not bound x * enc: the full path.
         for i in range(n):
             r = quantize_fast_float(np.float32(x[k, i] * enc), q)
             out[k, i] = np.float32(np.float32(r * dec) * post)
@@ -543,6 +573,27 @@ def finite_amax_row(xb, k):
 def finite_amax_loop(xb, out):
     for k in prange(xb.shape[0]):
         out[k] = finite_amax_row(xb, k)
+
+
+def abs_sum_loop(x, out):
+    """Sum of |x| over each row in float64: four partial sums over the elements i = 0, 1, 2, 3
+    (mod 4), in index order, then added as ((s0 + s1) + s2) + s3. Four independent chains run
+    four times as fast as one, and the order is fixed, so the result is the same everywhere."""
+    for k in prange(x.shape[0]):
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        n = x.shape[1]
+        top = n - n % 4
+        for i in range(0, top, 4):
+            s0 += abs(np.float64(x[k, i]))
+            s1 += abs(np.float64(x[k, i + 1]))
+            s2 += abs(np.float64(x[k, i + 2]))
+            s3 += abs(np.float64(x[k, i + 3]))
+        for i in range(top, n):
+            s0 += abs(np.float64(x[k, i]))
+        out[k] = ((s0 + s1) + s2) + s3
 
 
 def absmax_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
@@ -594,6 +645,7 @@ CPU_LOOPS = (
     mx_loop,
     absmax_loop,
     finite_amax_loop,
+    abs_sum_loop,
 )
 SCALAR_FUNCTIONS = (
     mul32,
@@ -610,6 +662,8 @@ SCALAR_FUNCTIONS = (
     signed_result,
     quantize_fast_float,
     quantize_fast_int,
+    quantize_finite_float,
+    quantize_finite_int,
     quantize_fast,
     code_of_value,
     fwht_row,

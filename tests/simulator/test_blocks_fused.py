@@ -98,3 +98,14 @@ def test_fused_absmax_cuda_simulator(name):
     fmt = lowbit.get_format(name)
     r = rows(8, fmt.block or 32, seed=4)
     same(fused_absmax(r, fmt, ElementRounding(target=Target.CUDA)), fused_absmax(r, fmt, ElementRounding()))
+
+
+def test_fused_float_elements_under_a_saturating_scale():
+    # FP4 elements with an fp16 scale: amax 1e38 saturates the scale at 65504, so x / scale is huge
+    # and the element rounding must take the path that handles any magnitude.
+    fmt = lowbit.formats.ScaledFormat(lowbit.get_format("fp4"), 32, scale=lowbit.get_format("float16"))
+    r = rows(64, 32, seed=6)
+    r[10] *= F32(1e30)
+    fused = fused_absmax(r, fmt, ElementRounding())
+    with np.errstate(all="ignore"):
+        same(fused, _quantize_rows(r, fmt, ElementRounding(), False))
