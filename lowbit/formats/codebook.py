@@ -19,8 +19,8 @@ class CodebookFormat:
     """A format whose codes index `values` (ascending, finite, distinct).
 
     Rounding is to the nearest value; an input exactly halfway between two neighbours takes the
-    lower code (bitsandbytes' rule). Inputs beyond the ends clip to the end values. NaN stays NaN
-    in `quantize`.
+    lower code (bitsandbytes' rule), except at a midpoint of exactly 0, where +0 goes up and -0
+    down. Inputs beyond the ends clip to the end values. NaN stays NaN in `quantize`.
     source: where the values come from (a citation or the construction), shown in tables.
     """
 
@@ -79,6 +79,14 @@ class CodebookFormat:
         m = (t[1:] + t[:-1]) / 2
         m.setflags(write=False)
         return m
+
+    @property
+    def zero_midpoint(self) -> int | None:
+        """Index of a midpoint that is exactly 0, or None. An input of 0 there is a tie, which the
+        sign of the zero decides (+0 up, -0 down), so that a value that underflowed to zero when
+        scaled keeps its sign."""
+        hits = np.nonzero(self.midpoints == 0)[0]
+        return int(hits[0]) if hits.size else None
 
     @cached_property
     def thresholds(self) -> np.ndarray:

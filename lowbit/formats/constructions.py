@@ -114,44 +114,52 @@ def af4(block: int) -> tuple[float, ...]:
     return tuple(sorted([-1.0, *(-v for v in neg), 0.0, *pos, 1.0]))
 
 
-def bof4_mse(block: int, iters: int = 500, tol: float = 1e-12) -> tuple[float, ...]:
-    """BOF4 (MSE) for blocks of `block` elements: Lloyd's algorithm for the squared error of the
-    reconstructed weights, absmax * code, so each free code is E[m^2 x | cell] / E[m^2 | cell]
-    under the distribution of x = w / absmax; -1, 0 and 1 are fixed, 6 negative and 7 positive
-    codes are free (NF4's layout)."""
-    dist = _BlockNormal(block)
-    codes = np.array(af4(block))
-    fixed = np.isin(codes, (-1.0, 0.0, 1.0))
-    for _ in range(iters):
-        edges = np.concatenate([[-1.0], (codes[1:] + codes[:-1]) / 2, [1.0]])
-        new = codes.copy()
-        for k in np.nonzero(~fixed)[0]:
-            mass, first = dist.moments(edges[k], edges[k + 1], 2)
-            new[k] = first / mass
-        if np.max(np.abs(new - codes)) < tol:
-            codes = new
-            break
-        codes = new
-    return tuple(float(v) for v in codes)
-
-
-def bof4_mae(block: int, iters: int = 500, tol: float = 1e-12) -> tuple[float, ...]:
-    """BOF4 (MAE): as `bof4_mse` for the absolute error, so each free code is the median of its
-    cell weighted by m (|w - absmax * c| = m |x - c|)."""
+def _lloyd(block: int, error: str, signed: bool, iters: int = 500, tol: float = 1e-12) -> tuple[float, ...]:
+    """Lloyd's algorithm for the reconstruction error of w = absmax * code under the distribution
+    of x = w / absmax (`_BlockNormal`). MSE: each free code is E[m^2 x | cell] / E[m^2 | cell];
+    MAE: the median of its cell weighted by m. 0 and 1 are fixed, and -1 too unless `signed`
+    (BOF4-S normalises by the signed absmax, so the block's extreme is always +1 and the lowest
+    code is free)."""
     from scipy.optimize import brentq
 
     dist = _BlockNormal(block)
     codes = np.array(af4(block))
-    fixed = np.isin(codes, (-1.0, 0.0, 1.0))
+    fixed = np.isin(codes, (0.0, 1.0) if signed else (-1.0, 0.0, 1.0))
     for _ in range(iters):
         edges = np.concatenate([[-1.0], (codes[1:] + codes[:-1]) / 2, [1.0]])
         new = codes.copy()
         for k in np.nonzero(~fixed)[0]:
             a, b = edges[k], edges[k + 1]
-            half = dist.moments(a, b, 1)[0] / 2
-            new[k] = brentq(lambda c, a=a, half=half: dist.moments(a, c, 1)[0] - half, a, b, xtol=1e-15)
+            if error == "mse":
+                mass, first = dist.moments(a, b, 2)
+                new[k] = first / mass
+            else:
+                half = dist.moments(a, b, 1)[0] / 2
+                new[k] = brentq(lambda c, a=a, half=half: dist.moments(a, c, 1)[0] - half, a, b, xtol=1e-15)
         if np.max(np.abs(new - codes)) < tol:
             codes = new
             break
         codes = new
     return tuple(float(v) for v in codes)
+
+
+def bof4_mse(block: int) -> tuple[float, ...]:
+    """BOF4 (MSE) for blocks of `block` elements (Blumenberg et al. 2025): -1, 0 and 1 fixed,
+    6 negative and 7 positive codes free (NF4's layout), optimal for the squared weight error."""
+    return _lloyd(block, "mse", signed=False)
+
+
+def bof4_mae(block: int) -> tuple[float, ...]:
+    """BOF4 (MAE): as `bof4_mse` for the absolute weight error."""
+    return _lloyd(block, "mae", signed=False)
+
+
+def bof4s_mse(block: int) -> tuple[float, ...]:
+    """BOF4-S (MSE): for the signed-absmax normalisation; 0 and 1 fixed, 7 negative codes (the
+    lowest free) and 7 positive ones."""
+    return _lloyd(block, "mse", signed=True)
+
+
+def bof4s_mae(block: int) -> tuple[float, ...]:
+    """BOF4-S (MAE)."""
+    return _lloyd(block, "mae", signed=True)

@@ -10,25 +10,32 @@ import re
 from .catalog import ALIASES, catalog
 from .codebook import CodebookFormat, VectorCodebookFormat
 from .grid import GridFormat
-from .scaled import ScaledFormat
+from .scaled import ScaledFormat, ScaleRule
 from .spec import ElementFormat, FloatFormat, IntFormat
 
 _FLOAT_NAME = re.compile(r"^(u?)e(\d+)m(\d+)$")
 _INT_NAME = re.compile(r"^(u?)int(\d+)$")
-_BLOCK_CODEBOOK_NAME = re.compile(r"^(af4|bof4|bof4_mae)(?:_b(\d+))?$")
-_CONSTRUCTIONS = {"af4": "af4", "bof4": "bof4_mse", "bof4_mae": "bof4_mae"}
+_BLOCK_CODEBOOK_NAME = re.compile(r"^(af4|bof4|bof4_mae|bof4s|bof4s_mae)(?:_b(\d+))?$")
+_CONSTRUCTIONS = {
+    "af4": "af4",
+    "bof4": "bof4_mse",
+    "bof4_mae": "bof4_mae",
+    "bof4s": "bof4s_mse",
+    "bof4s_mae": "bof4s_mae",
+}
 
 
 @functools.cache
 def block_codebook(kind: str, block: int) -> ScaledFormat:
-    """AF4 / BOF4 (MSE) / BOF4 (MAE) for blocks of `block` elements, computed (about a second)
-    and cached: the codebook with an fp32 absmax per block."""
+    """AF4 / BOF4 / BOF4-S (MSE or MAE) for blocks of `block` elements, computed (about a second)
+    and cached: the codebook with an fp32 absmax per block (signed for BOF4-S)."""
     from . import constructions
 
     values = getattr(constructions, _CONSTRUCTIONS[kind])(block)
     name = f"{kind}_b{block}"
     book = CodebookFormat(values, source=f"{kind} construction for block {block}", name=f"{name}_codebook")
-    return ScaledFormat(book, block, name=name)
+    rule = ScaleRule.SIGNED_ABSMAX if kind.startswith("bof4s") else ScaleRule.ABSMAX
+    return ScaledFormat(book, block, rule=rule, name=name)
 
 
 def known_names() -> list[str]:
@@ -40,8 +47,8 @@ def _unknown(name: str) -> ValueError:
     close = difflib.get_close_matches(name, known_names(), n=5, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return ValueError(
-        f"format: unknown name {name!r}{hint} Any 'eXmY', 'ueXmY', 'intN', 'uintN', 'af4_bN', 'bof4_bN' or "
-        "'bof4_mae_bN' is also accepted."
+        f"format: unknown name {name!r}{hint} Any 'eXmY', 'ueXmY', 'intN', 'uintN', 'af4_bN', 'bof4_bN', "
+        "'bof4_mae_bN', 'bof4s_bN' or 'bof4s_mae_bN' is also accepted."
     )
 
 

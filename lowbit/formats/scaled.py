@@ -23,6 +23,8 @@ class ScaleRule(enum.Enum):
     EVEN:      amax rounded to the element's mantissa width (half up), then floor (torchao EVEN).
     RCEIL:     power of two ceil(log2(amax / max(element))) (torchao RCEIL, cuBLAS' rule).
     ABSMAX:    amax / max(element), rounded to the scale format (NF4, INT per group, NVFP4).
+    SIGNED_ABSMAX: as ABSMAX with the sign of the block's largest-magnitude element, so that element
+               always maps to +max (BOF4-S).
     MSE:       ABSMAX shrunk by the factor in a grid that minimises the block's squared error.
     ABSMEAN:   mean(|x|) (BitNet b1.58's ternary scale).
     TWN:       ternary weight networks: threshold 0.7 * mean|x|; elements sign(x) where |x| is above
@@ -34,6 +36,7 @@ class ScaleRule(enum.Enum):
     EVEN = "even"
     RCEIL = "rceil"
     ABSMAX = "absmax"
+    SIGNED_ABSMAX = "signed_absmax"
     MSE = "mse"
     ABSMEAN = "absmean"
     TWN = "twn"

@@ -134,6 +134,8 @@ def round_elements(
         if mode is not Rounding.RNE:
             raise ValueError(f"rounding: codebook formats round to the nearest value only ('rne'), got {mode.value!r}")
         idx = np.searchsorted(e.midpoints, v, side="left")
+        if e.zero_midpoint is not None:
+            idx = np.where((v == 0) & ~np.signbit(v), e.zero_midpoint + 1, idx)
         idx = np.minimum(idx, e.n_codes - 1)
         return e.table[idx], (idx.astype(e.code_dtype) if want_codes else None)
     from .elements import encode, quantize
@@ -182,6 +184,7 @@ def _element_kind(fmt: ScaledFormat):
     e = fmt.element
     f = np.zeros(16, np.float32)
     if isinstance(e, CodebookFormat):  # copies: the CUDA transfer needs writable arrays
+        f[0] = e.zero_midpoint is not None  # the kernels then send +0 up at that tie
         return 2, f, e.search_thresholds.copy(), e.table.copy()
     if isinstance(e, GridFormat):
         f[:4] = e.gain, e.offset, e.kmin, e.kmax
@@ -364,6 +367,10 @@ def _twn(rows: np.ndarray, fmt: ScaledFormat, want_codes: bool) -> Blocks:
 def _symmetric_scale(rows, amax, fmt: ScaledFormat, rnd: ElementRounding) -> np.ndarray:
     if fmt.rule is ScaleRule.ABSMEAN:
         return rules.round_to_scale_format(abs_mean(rows), fmt)
+    if fmt.rule is ScaleRule.SIGNED_ABSMAX:
+        # the largest-magnitude element with its sign (the first one on ties)
+        signed = rows[np.arange(rows.shape[0]), np.argmax(np.abs(rows), axis=1)] if rows.shape[1] else amax
+        return rules.round_to_scale_format(signed / F32(fmt.element_max), fmt)
     s = rules.absmax_scale(amax, fmt)
     if fmt.rule is ScaleRule.MSE:
         s = _mse_search(rows, amax, s, fmt, rnd)

@@ -464,7 +464,8 @@ def nearest_index(v, mids):
 
 def round_element(v, kind, q, mids, table):
     if kind == KIND_TABLE:
-        return table[nearest_index(v, mids)]
+        # q[0] flags a midpoint at exactly 0 (see positive_zero)
+        return table[nearest_index(v, mids) + (positive_zero(v) if q[0] != 0 else 0)]
     if kind == KIND_GRID:
         # q holds (gain, offset, kmin, kmax) for grids: k = clip(rint(v * gain - offset)).
         t = np.float32(np.float32(v * q[0]) - q[1])
@@ -478,13 +479,21 @@ def round_element(v, kind, q, mids, table):
     return quantize_fast_float(v, q)
 
 
-def table_block(x, k, enc, dec, post, mids, table, out):
+def positive_zero(v):
+    """1 for +0, else 0: the tie at a midpoint of exactly 0 goes up for +0 (CodebookFormat)."""
+    return np.int64(v == 0 and math.copysign(1.0, v) > 0)
+
+
+def table_block(x, k, enc, dec, post, mids, zero_mid, table, out):
     """Nearest codebook value of each x * enc of row k, counted threshold by threshold over the
     whole row (the count of thresholds <= v is the code): each pass over the row vectorises,
     where a per-element count would not. The count is kept in `out` as an exact small float."""
     n = x.shape[1]
     for i in range(n):
         out[k, i] = np.float32(0.0)
+    if zero_mid:
+        for i in range(n):
+            out[k, i] = np.float32(positive_zero(np.float32(x[k, i] * enc)))
     for j in range(mids.size):
         t = mids[j]
         for i in range(n):
@@ -531,7 +540,7 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
     div = divide or enc > np.float32(3.4028234663852886e38)
     den = np.float32(dec * post) if level == ABS_NV_TWO_LEVEL else dec
     if kind == KIND_TABLE and not div and mids.size <= 31:
-        table_block(x, k, enc, dec, post, mids, table, out)
+        table_block(x, k, enc, dec, post, mids, q[0] != 0, table, out)
     elif div and den != 0 and kind == KIND_FLOAT:  # x / scale, vectorised (torchao's single level)
         for i in range(n):
             # a clamped scale does not bound x / scale: the full path handles any magnitude
@@ -671,6 +680,7 @@ SCALAR_FUNCTIONS = (
     pow2_exponent_one,
     mx_block,
     nearest_index,
+    positive_zero,
     round_element,
     table_block,
     absmax_block,

@@ -248,3 +248,28 @@ def test_higgs_p2_grids_are_the_shipped_data_and_round_pairs():
     # the last, padded pair (0.5, 0) goes to the nearest point by brute force
     d = ((pts - np.array([0.5, 0.0], F32)) ** 2).sum(axis=1)
     assert enc.codes[3] == np.argmin(d) and y[6] == pts[np.argmin(d), 0]
+
+
+def test_bof4s_signed_absmax_and_the_published_mse_ordering():
+    fmt = lowbit.get_format("bof4s")
+    values = fmt.element.values
+    assert values[-1] == 1.0 and 0.0 in values and values[0] > -1.0  # the lowest code is free
+    x = np.array([0.1, -2.0, 0.5, 1.0], F32)  # the largest |x| is negative: it maps to +1
+    enc = lowbit.encode(np.concatenate([x, np.zeros(60, F32)]), fmt)
+    assert np.asarray(enc.scales, dtype=np.uint32).view(F32)[0] == -2.0
+    assert lowbit.decode(enc)[1] == -2.0
+    # BOF4 paper, Table 1 (Llama-3.1-8B weight MSE): BOF4-S < BOF4 < NF4 < AF4. Normal weights agree.
+    w = np.random.default_rng(8).standard_normal((128, 512)).astype(F32)
+    mse = {n: float(np.mean((lowbit.quantize(w, n) - w) ** 2)) for n in ("bof4s", "bof4", "nf4", "af4")}
+    assert mse["bof4s"] < mse["bof4"] < mse["nf4"] < mse["af4"]
+
+
+def test_a_zero_midpoint_keeps_the_sign_of_zero():
+    # {-1, +1} has its midpoint at 0: +0 (and a positive value that underflows when scaled) goes
+    # to +1, -0 to -1, so no value changes sign.
+    np.testing.assert_array_equal(lowbit.quantize(np.array([0.0, -0.0], F32), "binary_codebook"), [1.0, -1.0])
+    x = np.array([1e-30, 2.8544957e15, -1e-30], F32)
+    y = lowbit.quantize(x, "paretoq_1bit")
+    np.testing.assert_array_equal(np.sign(y), [1, 1, -1])
+    grid = catalog["higgs_p1_n4"].table
+    np.testing.assert_array_equal(lowbit.quantize(np.array([0.0, -0.0], F32), "higgs_p1_n4"), [grid[2], grid[1]])
