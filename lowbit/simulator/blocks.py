@@ -223,7 +223,13 @@ def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> B
     args = (level, code, fmt.divide, F32(fmt.element_max), smin, smax, F32(s_enc), f, fs, mids, table)
     out = np.empty_like(work)
     scales = np.empty(work.shape[0], np.float32)
-    _launch("absmax", rnd, work, args, out, scales)
+    on_cpu = rnd.target is None or rnd.target.value != "cuda"
+    if two and code == 0 and on_cpu:
+        from .cpu import cpu_drivers
+
+        cpu_drivers().nv_chunks(work, work.view(np.int32), F32(fmt.element_max), F32(s_enc), f, fs, out, scales)
+    else:
+        _launch("absmax", rnd, work, args, out, scales)
     if per_tensor_mean:
         return Blocks(out.reshape(rows.shape), None, scales[:1, None], None)
     return Blocks(out, None, scales[:, None], F32(F32(1) / s_enc) if two else None)

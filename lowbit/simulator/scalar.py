@@ -502,6 +502,17 @@ def table_block(x, k, enc, dec, post, mids, zero_mid, table, out):
         out[k, i] = np.float32(np.float32(table[np.int64(out[k, i])] * dec) * post)
 
 
+def nv_dec(amax, s_enc_over_max, qs):
+    """NVFP4's block scale: e4m3_rne(amax * (S_enc * (1 / max(element)))). The product is at most
+    about max(scale), so the finite fast path applies."""
+    return np.float32(quantize_finite_float(np.float32(amax * s_enc_over_max), qs))
+
+
+def nv_enc(dec, post):
+    """1 / (dec_b * (1 / S_enc)), or 0 where dec_b is 0."""
+    return np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / np.float32(dec * post))
+
+
 def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, qs, mids, table, out, scales):
     """Quantize row k of x with an absmax scale: one level (amax / max(element), clamped to
     [smin, smax] where those are positive, rounded to the scale format when qs[F_SPLIT] > 0), or
@@ -522,10 +533,8 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
         enc = np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / dec)
     elif level == ABS_NV_TWO_LEVEL:
         post = np.float32(np.float32(1.0) / s_enc)
-        # amax * S_enc / max(element) is at most about max(scale): the finite fast path applies.
-        dec = quantize_finite_float(np.float32(amax * np.float32(s_enc * np.float32(np.float32(1.0) / elem_max))), qs)
-        dec = np.float32(dec)
-        enc = np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / np.float32(dec * post))
+        dec = nv_dec(amax, np.float32(s_enc * np.float32(np.float32(1.0) / elem_max)), qs)
+        enc = nv_enc(dec, post)
     else:
         dec = np.float32(amax / elem_max)
         if smin > 0:
@@ -605,6 +614,57 @@ def abs_sum_loop(x, out):
         out[k] = ((s0 + s1) + s2) + s3
 
 
+NV_CHUNK = 256
+
+
+def nv_chunks_loop(x, xb, elem_max, s_enc, f, fs, out, scales):
+    """NVFP4 two-level on the CPU, a chunk of blocks at a time: the amax of every block first,
+    then all their scales in one loop over blocks (which vectorises, where a scale per block in
+    between element loops cannot), then the elements. The same scalar steps as `absmax_block`."""
+    q = fast_tuple(f)
+    qs = fast_tuple(fs)
+    post = np.float32(np.float32(1.0) / s_enc)
+    s_over = np.float32(s_enc * np.float32(np.float32(1.0) / elem_max))
+    nb = x.shape[0]
+    n = x.shape[1]
+    for c in prange((nb + NV_CHUNK - 1) // NV_CHUNK):
+        lo = c * NV_CHUNK
+        hi = min(lo + NV_CHUNK, nb)
+        amax = np.empty(hi - lo, np.float32)
+        bad = np.empty(hi - lo, np.bool_)
+        for kb in range(lo, hi):
+            abits = 0
+            for i in range(n):
+                abits = max(abits, np.int64(xb[kb, i]) & 0x7FFFFFFF)
+            bad[kb - lo] = abits >= 0x7F800000
+            amax[kb - lo] = float_of_bits(abits) if abits < 0x7F800000 else np.float32(0.0)
+        dec = np.empty(hi - lo, np.float32)
+        enc = np.empty(hi - lo, np.float32)
+        for j in range(hi - lo):
+            dec[j] = nv_dec(amax[j], s_over, qs)
+        for j in range(hi - lo):
+            enc[j] = nv_enc(dec[j], post)
+        for kb in range(lo, hi):
+            d = dec[kb - lo]
+            e = enc[kb - lo]
+            if bad[kb - lo]:
+                for i in range(n):
+                    out[kb, i] = math.nan
+                scales[kb] = math.nan
+            elif e > np.float32(3.4028234663852886e38):  # no float32 reciprocal: divide, as absmax_block
+                scales[kb] = d
+                den = np.float32(d * post)
+                for i in range(n):
+                    v = np.float32(0.0) if den == 0 else np.float32(x[kb, i] / den)
+                    r = quantize_fast_float(v, q)
+                    out[kb, i] = np.float32(np.float32(r * d) * post)
+            else:
+                scales[kb] = d
+                for i in range(n):
+                    r = quantize_finite_float(np.float32(x[kb, i] * e), q)
+                    out[kb, i] = np.float32(np.float32(r * d) * post)
+
+
 def absmax_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
     q = fast_tuple(f)
     qs = fast_tuple(fs)
@@ -655,6 +715,7 @@ CPU_LOOPS = (
     absmax_loop,
     finite_amax_loop,
     abs_sum_loop,
+    nv_chunks_loop,
 )
 SCALAR_FUNCTIONS = (
     mul32,
@@ -683,6 +744,8 @@ SCALAR_FUNCTIONS = (
     positive_zero,
     round_element,
     table_block,
+    nv_dec,
+    nv_enc,
     absmax_block,
     finite_amax_row,
 )

@@ -109,3 +109,14 @@ def test_fused_float_elements_under_a_saturating_scale():
     fused = fused_absmax(r, fmt, ElementRounding())
     with np.errstate(all="ignore"):
         same(fused, _quantize_rows(r, fmt, ElementRounding(), False))
+
+
+@pytest.mark.parametrize("scale", [F32(2.0**-120), F32(2.0**-140), F32(2.0**100)])
+def test_fused_nvfp4_tiny_and_huge_tensors(scale):
+    # A tensor whose amax is near 2^-120 makes dec_b / S_enc too small for a float32 reciprocal, so
+    # the block divides instead; both the chunked CPU kernel and the pipeline must do so alike.
+    fmt = lowbit.get_format("nvfp4")
+    r = (np.random.default_rng(7).standard_normal((300, 16)) * scale).astype(F32)
+    fused = fused_absmax(r, fmt, ElementRounding())
+    with np.errstate(all="ignore"):
+        same(fused, _quantize_rows(r, fmt, ElementRounding(), False))
