@@ -100,8 +100,10 @@ class CodebookFormat:
 
     @cached_property
     def search_thresholds(self) -> np.ndarray:
-        """`thresholds` padded with +Inf to 2^k - 1 entries, for a branch-free binary search."""
+        """`thresholds` padded with +Inf to a multiple of 4 entries (at least 2^k - 1), for
+        kernels that compare four thresholds per pass or search in k steps."""
         size = (1 << (self.n_codes - 1).bit_length()) - 1
+        size += (-size) % 4
         t = np.full(size, np.inf, dtype=np.float32)
         t[: self.n_codes - 1] = self.thresholds
         t.setflags(write=False)

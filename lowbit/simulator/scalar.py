@@ -447,7 +447,7 @@ ABS_ONE_LEVEL, ABS_NV_TWO_LEVEL, ABS_FIXED = range(3)
 def nearest_index(v, mids):
     """Number of midpoints below v: the nearest table entry, ties to the lower one. `mids` holds
     each midpoint's float32 threshold (midpoint < v exactly when threshold <= v), padded with +Inf
-    to 2^k - 1 entries. Small tables are counted without branches (15 compares for 16 codes beat
+    to at least 2^k - 1 entries. Small tables are counted without branches (15 compares for 16 codes beat
     a search's dependent loads); large ones are searched in k steps."""
     if mids.size <= 31:
         c = 0
@@ -494,10 +494,17 @@ def table_block(x, k, enc, dec, post, mids, zero_mid, table, out):
     if zero_mid:
         for i in range(n):
             out[k, i] = np.float32(positive_zero(np.float32(x[k, i] * enc)))
-    for j in range(mids.size):
-        t = mids[j]
+    # Four thresholds per pass over the row (mids is padded with +Inf to a multiple of 4): one
+    # load, multiply and store of each element serves four compares.
+    for j in range(0, mids.size - 3, 4):
+        t0 = mids[j]
+        t1 = mids[j + 1]
+        t2 = mids[j + 2]
+        t3 = mids[j + 3]
         for i in range(n):
-            out[k, i] += np.float32(t <= np.float32(x[k, i] * enc))
+            v = np.float32(x[k, i] * enc)
+            c = np.float32(t0 <= v) + np.float32(t1 <= v) + np.float32(t2 <= v) + np.float32(t3 <= v)
+            out[k, i] += c
     for i in range(n):
         out[k, i] = np.float32(np.float32(table[np.int64(out[k, i])] * dec) * post)
 
