@@ -183,9 +183,12 @@ def _element_kind(fmt: ScaledFormat):
 
     e = fmt.element
     f = np.zeros(16, np.float32)
-    if isinstance(e, CodebookFormat):  # copies: the CUDA transfer needs writable arrays
-        f[0] = e.zero_midpoint is not None  # the kernels then send +0 up at that tie
-        return 2, f, e.search_thresholds.copy(), e.table.copy()
+    if isinstance(e, CodebookFormat):
+        # f[0] flags a midpoint at exactly 0 and f[1] is its index (-1 for none): +0 goes up there.
+        f[0], f[1] = e.zero_midpoint is not None, -1 if e.zero_midpoint is None else e.zero_midpoint
+        mids = e.search_thresholds.copy()  # copies: the CUDA transfer needs writable arrays
+        table = np.concatenate([e.table, np.repeat(e.table[-1:], mids.size + 1 - e.table.size)])
+        return 2, f, mids, table
     if isinstance(e, GridFormat):
         f[:4] = e.gain, e.offset, e.kmin, e.kmax
         return 3, f, np.zeros(1, np.float32), e.table.copy()

@@ -485,28 +485,37 @@ def positive_zero(v):
 
 
 def table_block(x, k, enc, dec, post, mids, zero_mid, table, out):
-    """Nearest codebook value of each x * enc of row k, counted threshold by threshold over the
-    whole row (the count of thresholds <= v is the code): each pass over the row vectorises,
-    where a per-element count would not. The count is kept in `out` as an exact small float."""
+    """Nearest codebook value of each x * enc of row k. The thresholds are sorted, so the value is
+    that of the highest threshold at or below v: each pass over the row replaces the running value
+    wherever one of four thresholds is passed (selects, which vectorise; a per-element search or
+    a table gather would not). `mids` is padded with +Inf to a multiple of 4, `table` to one more
+    entry than `mids`."""
     n = x.shape[1]
     for i in range(n):
-        out[k, i] = np.float32(0.0)
-    if zero_mid:
-        for i in range(n):
-            out[k, i] = np.float32(positive_zero(np.float32(x[k, i] * enc)))
-    # Four thresholds per pass over the row (mids is padded with +Inf to a multiple of 4): one
-    # load, multiply and store of each element serves four compares.
+        out[k, i] = table[0]
     for j in range(0, mids.size - 3, 4):
         t0 = mids[j]
         t1 = mids[j + 1]
         t2 = mids[j + 2]
         t3 = mids[j + 3]
+        a0 = table[j + 1]
+        a1 = table[j + 2]
+        a2 = table[j + 3]
+        a3 = table[j + 4]
         for i in range(n):
             v = np.float32(x[k, i] * enc)
-            c = np.float32(t0 <= v) + np.float32(t1 <= v) + np.float32(t2 <= v) + np.float32(t3 <= v)
-            out[k, i] += c
+            r = out[k, i]
+            r = a0 if t0 <= v else r
+            r = a1 if t1 <= v else r
+            r = a2 if t2 <= v else r
+            r = a3 if t3 <= v else r
+            out[k, i] = r
+    if zero_mid >= 0:  # +0 at a midpoint of exactly 0 goes up (CodebookFormat)
+        for i in range(n):
+            if positive_zero(np.float32(x[k, i] * enc)):
+                out[k, i] = table[zero_mid + 1]
     for i in range(n):
-        out[k, i] = np.float32(np.float32(table[np.int64(out[k, i])] * dec) * post)
+        out[k, i] = np.float32(np.float32(out[k, i] * dec) * post)
 
 
 def nv_dec(amax, s_enc_over_max, qs):
@@ -556,7 +565,7 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
     div = divide or enc > np.float32(3.4028234663852886e38)
     den = np.float32(dec * post) if level == ABS_NV_TWO_LEVEL else dec
     if kind == KIND_TABLE and not div and mids.size <= 31:
-        table_block(x, k, enc, dec, post, mids, q[0] != 0, table, out)
+        table_block(x, k, enc, dec, post, mids, np.int64(q[1]), table, out)
     elif div and den != 0 and kind == KIND_FLOAT:  # x / scale, vectorised (torchao's single level)
         for i in range(n):
             # a clamped scale does not bound x / scale: the full path handles any magnitude
