@@ -218,6 +218,8 @@ def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> B
         s_enc = rules.nvfp4_scale_from_amax(_finite_amax(rows, rnd), fmt)
     elif per_tensor_mean:
         s_enc = _symmetric_scale(rows, None, fmt, rnd)[0]
+        if not np.isfinite(s_enc):  # NaN or Inf in the tensor: all of it is NaN, as in the pipeline
+            return Blocks(np.full_like(rows, np.nan), None, np.full((1, 1), np.nan, np.float32), None)
         level, work = 2, _chunked(rows)  # one scale: spread the elements over the cores
     else:
         s_enc = F32(1)

@@ -79,10 +79,13 @@ def test_fused_absmax_equals_pipeline(name):
     assert (fused.tensor_scale is None) == (ref.tensor_scale is None)
 
 
-def test_fused_per_tensor_absmean_equals_pipeline():
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf])
+def test_fused_per_tensor_absmean_equals_pipeline(bad):
     fmt = lowbit.get_format("bitnet_b158")
     r = rows(64, 128, seed=5)[5:].reshape(1, -1)  # one block: the whole tensor (finite rows only)
     r = np.concatenate([r, np.zeros((1, 4096 * 4 - r.size % (4096 * 4)), F32)], axis=1)
+    if bad is not None:
+        r[0, 5000] = bad  # the whole tensor becomes NaN, scale included
     fused = fused_absmax(r, fmt, ElementRounding())
     assert fused is not None
     with np.errstate(all="ignore"):
