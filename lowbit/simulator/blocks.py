@@ -127,12 +127,14 @@ def round_elements(
     e = fmt.element if isinstance(fmt, ScaledFormat) else fmt
     if isinstance(e, GridFormat):
         if mode is not Rounding.RNE:
-            raise ValueError(f"rounding: grid formats round half to even only ('rne'), got {mode.value!r}")
+            raise ValueError(f"rounding: grid formats round half to even only ('rne'), got {mode.name.lower()!r}")
         k = e.round(v)
         return e.table[k], (k.astype(e.code_dtype) if want_codes else None)
     if isinstance(e, CodebookFormat):
         if mode is not Rounding.RNE:
-            raise ValueError(f"rounding: codebook formats round to the nearest value only ('rne'), got {mode.value!r}")
+            raise ValueError(
+                f"rounding: codebook formats round to the nearest value only ('rne'), got {mode.name.lower()!r}"
+            )
         idx = np.searchsorted(e.midpoints, v, side="left")
         if e.zero_midpoint is not None:
             idx = np.where((v == 0) & ~np.signbit(v), e.zero_midpoint + 1, idx)
@@ -331,6 +333,8 @@ def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, wa
         v = (rows * enc[:, None]) * (F32(1) / step)
         blocks = _finish(v, dec, fmt, rnd, want_codes, step=step)
     elif rule is ScaleRule.TWN:
+        if rnd.mode is not Rounding.RNE:
+            raise ValueError(f"rounding: rule 'twn' uses its threshold only ('rne'), got {rnd.mode.name.lower()!r}")
         blocks = _twn(rows, fmt, want_codes)
     elif fmt.asymmetric and isinstance(fmt.element, IntFormat):
         lo = np.minimum(np.min(rows, axis=1), F32(0))

@@ -386,11 +386,19 @@ def _rounder(prep: _Prepared):
     return ElementRounding(prep.mode, prep.seed, prep.target)
 
 
+def _nearest_only(prep: _Prepared) -> None:
+    if prep.mode is not Rounding.RNE:
+        raise ValueError(
+            f"rounding: vector codebooks take the nearest point only ('rne'), got {prep.mode.name.lower()!r}"
+        )
+
+
 def _quantize_blocked(x, prep: _Prepared, axis):
     from .blocks import layout, quantize_rows, round_elements
 
     arr = _float32_host(x)
     if isinstance(prep.fmt, VectorCodebookFormat):
+        _nearest_only(prep)
         lay = layout(arr.shape, prep.fmt, axis)
         rows = lay.to_rows(arr)
         values = prep.fmt.table[prep.fmt.nearest(rows)]
@@ -431,6 +439,7 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
     arr = _float32_host(x)
     spec = prep.fmt
     if isinstance(spec, VectorCodebookFormat):
+        _nearest_only(prep)
         if policy is NanPolicy.RAISE and np.isnan(arr).any():
             raise ValueError(f"x contains NaN and codebook {spec.name or 'format'!r} has no NaN code; pass nan='zero'")
         lay = layout(arr.shape, spec, axis)

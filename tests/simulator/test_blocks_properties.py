@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import lowbit
-from lowbit.formats import CodebookFormat, DoubleQuant, VectorCodebookFormat, catalog
+from lowbit.formats import CodebookFormat, DoubleQuant, GridFormat, VectorCodebookFormat, catalog
 from lowbit.simulator.scales import dq_values
 
 SCALED = list(catalog.family("scaled"))
@@ -121,7 +121,7 @@ cuda = pytest.importorskip("numba.cuda")
 def test_cuda_equals_cpu(name):
     x = data(shape=(2, 128), seed=3)
     # Codebooks round to nearest only; the others also take stochastic element rounding.
-    modes = ("rne",) if isinstance(catalog[name].element, CodebookFormat) else ("rne", "stochastic")
+    modes = ("rne",) if isinstance(catalog[name].element, (CodebookFormat, GridFormat)) else ("rne", "stochastic")
     for mode in modes:
         cpu = lowbit.quantize(x, name, rounding=mode, seed=5, target="cpu")
         gpu = lowbit.quantize(x, name, rounding=mode, seed=5, target="cuda")
@@ -144,3 +144,9 @@ def test_bad_block_arguments_name_themselves():
     with pytest.raises(ValueError, match="per-channel"):
         lowbit.bits_per_element("int8_per_channel")
     assert lowbit.bits_per_element("int8_per_channel", block_elems=4096) == 8 + 32 / 4096
+
+
+@pytest.mark.parametrize("name", ["nf4", "paretoq_2bit", "twn", "higgs_p2_n16"])
+def test_nearest_only_formats_refuse_other_rounding_by_name(name):
+    with pytest.raises(ValueError, match="rounding.*'stochastic'"):
+        lowbit.quantize(np.ones(64, F32), name, rounding="stochastic")
