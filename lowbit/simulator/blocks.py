@@ -68,6 +68,8 @@ class Layout:
         return np.ascontiguousarray(m).reshape(-1, self.block)
 
     def from_rows(self, rows: np.ndarray) -> np.ndarray:
+        if int(np.prod(self.shape)) == 0:
+            return np.zeros(self.shape, dtype=rows.dtype)
         m = self.moved_shape
         padded = rows.reshape(*m[:-1], -1)[..., : m[-1]]
         if self.per_tensor:
@@ -269,7 +271,7 @@ def abs_mean(rows: np.ndarray) -> np.ndarray:
     from .cpu import cpu_drivers
 
     n = rows.shape[1]
-    if n == 0:
+    if n == 0 or rows.shape[0] == 0:
         return np.zeros(rows.shape[0], np.float32)
     size = 4096 if n % 4096 == 0 else n
     pieces = rows.reshape(-1, size)

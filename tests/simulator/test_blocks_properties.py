@@ -150,3 +150,20 @@ def test_bad_block_arguments_name_themselves():
 def test_nearest_only_formats_refuse_other_rounding_by_name(name):
     with pytest.raises(ValueError, match="rounding.*'stochastic'"):
         lowbit.quantize(np.ones(64, F32), name, rounding="stochastic")
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "nvfp4", "nf4", "bitnet_b158", "nf4_codebook", "higgs_p2_n16"])
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0,)])
+def test_empty_arrays(name, shape):
+    z = np.zeros(shape, F32)
+    assert lowbit.quantize(z, name).shape == shape
+    enc = lowbit.encode(z, name)
+    assert lowbit.decode(enc).shape == shape
+    assert enc.codes.size == 0
+
+
+def test_zero_d_input_is_one_block():
+    # floor(log2 3.3) - emax(E2M1) = 1 - 2 = -1: 3.3 / 2^-1 = 6.6 saturates to 6, and 6 * 2^-1 = 3
+    assert lowbit.quantize(np.float32(3.3), "mxfp4") == 3.0
+    enc = lowbit.encode(np.float32(3.3), "mxfp4")
+    assert enc.scales.tolist() == [126] and lowbit.decode(enc) == 3.0
