@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_elements.py
+	$(PY) benchmarks/bench_blocks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

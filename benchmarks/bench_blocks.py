@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
+from timing import best_seconds  # benchmarks/ is on sys.path when a script runs
 
 import lowbit
 
@@ -28,16 +28,6 @@ FORMATS = (
     "bitnet_b158",
     "paretoq_ternary",
 )
-
-
-def best_seconds(fn, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import ml_dtypes
 import numpy as np
+from timing import best_seconds  # benchmarks/ is on sys.path when a script runs
 
 import lowbit
 from lowbit.formats import catalog
@@ -24,13 +24,7 @@ from lowbit.formats import catalog
 
 def best_rate(fn, n: int, repeat: int) -> float:
     """Elements per second of the fastest of `repeat` runs (after one warm-up run)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+    return n / best_seconds(fn, repeat)
 
 
 def ml_dtype(name: str):

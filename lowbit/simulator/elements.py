@@ -405,7 +405,8 @@ def _quantize_blocked(x, prep: _Prepared, axis):
         values[np.isnan(rows).any(axis=1)] = np.nan
         return lay.from_rows(values)
     if isinstance(prep.fmt, (CodebookFormat, GridFormat)):
-        return round_elements(arr, prep.fmt, _rounder(prep), False)[0].reshape(arr.shape)
+        values = round_elements(arr, prep.fmt, _rounder(prep), False)[0].reshape(arr.shape)
+        return np.where(np.isnan(arr), np.float32(np.nan), values).astype(np.float32)  # NaN stays NaN
     lay = layout(arr.shape, prep.fmt, axis)
     rows = lay.to_rows(arr)
     return lay.from_rows(quantize_rows(rows, prep.fmt, _rounder(prep), False).values)

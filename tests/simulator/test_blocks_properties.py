@@ -167,3 +167,19 @@ def test_zero_d_input_is_one_block():
     assert lowbit.quantize(np.float32(3.3), "mxfp4") == 3.0
     enc = lowbit.encode(np.float32(3.3), "mxfp4")
     assert enc.scales.tolist() == [126] and lowbit.decode(enc) == 3.0
+
+
+@pytest.mark.parametrize("fmt", ["nf4_codebook", "ternary_codebook", "higgs_p1_n4"])
+def test_nan_stays_nan_in_unscaled_codebooks(fmt):
+    y = lowbit.quantize(np.array([np.nan, 0.3, -np.nan, 0.0], F32), fmt)
+    assert np.isnan(y[[0, 2]]).all() and not np.isnan(y[[1, 3]]).any()
+
+
+def test_nan_makes_its_pair_nan_in_a_2d_grid():
+    y = lowbit.quantize(np.array([np.nan, 0.3, 0.5, 0.0], F32), "higgs_p2_n16")
+    assert np.isnan(y[:2]).all() and not np.isnan(y[2:]).any()
+
+
+def test_nan_stays_nan_in_a_grid():
+    y = lowbit.quantize(np.array([np.nan, 0.3], F32), GridFormat(1.5))
+    assert np.isnan(y[0]) and y[1] == 0.0  # 0.3 * 1.5 = 0.45 rounds to 0
