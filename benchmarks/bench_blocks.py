@@ -1,7 +1,11 @@
 """Block-format quantize throughput against memory-copy bandwidth, taken in one run.
 
-Each row: lowbit.quantize of a 2^24-element float32 array (normal data, per-block magnitudes)
-to the format, against np.copyto of the same array measured beside it.
+Each row: lowbit.quantize of 2^24 float32 values (normal data, per-block magnitudes), shaped as
+a square matrix with blocks (and per-channel scales) along its rows, to the format, against
+np.copyto of the same array into an existing one, measured beside it.
+Two quantize columns: into a new array (what `quantize(x, fmt)` returns; the operating system
+zero-fills its pages on first touch) and into an existing one (`quantize(x, fmt, out=buf)`,
+the like-for-like comparison with np.copyto).
 Run: python benchmarks/bench_blocks.py [--n-log2 24] [--repeat 3]
 """
 
@@ -38,14 +42,19 @@ def main() -> None:
     n = 1 << args.n_log2
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(n) * np.exp2(rng.integers(-4, 4, n // 1024)).repeat(1024)).astype(np.float32)
+    side = 1 << (args.n_log2 // 2)
+    x = x.reshape(-1, side)  # a weight matrix: per-channel formats get one scale per row
     out = np.empty_like(x)
     print(f"n = 2^{args.n_log2} float32, {os.cpu_count()} cores")
-    print("format | quantize G/s | copy G/s | q/copy")
-    print("--- | --- | --- | ---")
+    print("format | new array G/s | into out G/s | copy G/s | new/copy | out/copy")
+    print("--- | --- | --- | --- | --- | ---")
     for name in FORMATS:
-        q = n / best_seconds(lambda name=name: lowbit.quantize(x, name), args.repeat)
+        fresh = n / best_seconds(lambda name=name: lowbit.quantize(x, name), args.repeat)
+        into = n / best_seconds(lambda name=name: lowbit.quantize(x, name, out=out), args.repeat)
         copy = n / best_seconds(lambda: np.copyto(out, x), args.repeat)
-        print(f"{name} | {q / 1e9:.3f} | {copy / 1e9:.2f} | {q / copy:.3f}")
+        print(
+            f"{name} | {fresh / 1e9:.3f} | {into / 1e9:.3f} | {copy / 1e9:.2f} | {fresh / copy:.3f} | {into / copy:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -67,6 +67,15 @@ class Layout:
             m = np.concatenate([m, np.zeros((*m.shape[:-1], pad), dtype=m.dtype)], axis=-1)
         return np.ascontiguousarray(m).reshape(-1, self.block)
 
+    @property
+    def rows_are_input(self) -> bool:
+        """Whether the rows are a plain reshape of a C-contiguous input (no axis move, no
+        padding), so that results can be written straight into an array of the input's shape."""
+        if self.per_tensor:
+            return True
+        n = self.shape[self.axis] if self.shape else 0
+        return self.axis == len(self.shape) - 1 and n % self.block == 0
+
     def from_rows(self, rows: np.ndarray) -> np.ndarray:
         if int(np.prod(self.shape)) == 0:
             return np.zeros(self.shape, dtype=rows.dtype)
@@ -160,7 +169,7 @@ def _int_step(fmt: ScaledFormat) -> F32:
 _RULE_CODES = {ScaleRule.OCP_FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2, ScaleRule.RCEIL: 3}
 
 
-def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> Blocks | None:
+def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, out: np.ndarray | None = None) -> Blocks | None:
     """Values of a power-of-two-scaled format from the fused block kernel (one pass over the
     data), or None where it does not apply (other modes, codes wanted, elements outside the
     vectorised path). It equals the step-by-step pipeline bit for bit (tested)."""
@@ -175,7 +184,7 @@ def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> Block
     mbits = e.man_bits if isinstance(e, FloatFormat) else e.bits - 2
     args = (_RULE_CODES[fmt.rule], fmt.element_emax, mbits, F32(fmt.element_max), _int_step(fmt), f)
     args = (*args, isinstance(e, IntFormat))
-    out = np.empty_like(rows)
+    out = np.empty_like(rows) if out is None else out
     scales = np.empty(rows.shape[0], np.float32)
     _launch("mx", rnd, rows, args, out, scales)
     return Blocks(out, None, scales[:, None], None)
@@ -190,18 +199,23 @@ def _element_kind(fmt: ScaledFormat):
     if isinstance(e, CodebookFormat):
         # f[0] flags a midpoint at exactly 0 and f[1] is its index (-1 for none): +0 goes up there.
         f[0], f[1] = e.zero_midpoint is not None, -1 if e.zero_midpoint is None else e.zero_midpoint
-        mids = e.search_thresholds.copy()  # copies: the CUDA transfer needs writable arrays
+        # Up to 16 codes: 16 thresholds padded with +Inf, for the one-pass select chain of the
+        # kernel; larger tables: the padded search thresholds. Copies: CUDA needs writable arrays.
+        t = e.search_thresholds
+        mids = np.concatenate([t, np.full(16 - t.size, np.inf, np.float32)]) if t.size < 16 else t.copy()
         table = np.concatenate([e.table, np.repeat(e.table[-1:], mids.size + 1 - e.table.size)])
         return 2, f, mids, table
     if isinstance(e, GridFormat):
-        f[:4] = e.gain, e.offset, e.kmin, e.kmax
+        f[:4] = e.gain, e.offset + 0.0, e.kmin, e.kmax  # + 0.0: an offset of -0 adds as +0
         return 3, f, np.zeros(1, np.float32), e.table.copy()
     f = fast_params(saturating(e), False)
     none = np.zeros(1, np.float32), np.zeros(1, np.float32)
     return None if f is None else (1 if isinstance(e, IntFormat) else 0, f, *none)
 
 
-def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> Blocks | None:
+def fused_absmax(
+    rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, out: np.ndarray | None = None
+) -> Blocks | None:
     """Values of a symmetric absmax-scaled format (NVFP4 one or two levels, NF4/AF4/BOF4, INT per
     group, ParetoQ SEQ) or of a per-tensor absmean format (BitNet) from the fused kernel, or None
     where it does not apply. Equals the pipeline (tested)."""
@@ -219,7 +233,7 @@ def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> B
     two = fmt.tensor_scale is TensorScale.NVFP4
     level, work = (1, rows) if two else (0, rows)
     if two:
-        s_enc = rules.nvfp4_scale_from_amax(_finite_amax(rows, rnd), fmt)
+        s_enc = rules.nvfp4_scale_from_amax(_finite_amax(_chunked(rows), rnd), fmt)
     elif per_tensor_mean:
         s_enc = _symmetric_scale(rows, None, fmt, rnd)[0]
         if not np.isfinite(s_enc):  # NaN or Inf in the tensor: all of it is NaN, as in the pipeline
@@ -230,7 +244,7 @@ def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> B
     smin, smax = (F32(-1) if v is None else F32(v) for v in (fmt.scale_min, fmt.scale_max))
     code, f, mids, table = kind
     args = (level, code, fmt.divide, F32(fmt.element_max), smin, smax, F32(s_enc), f, fs, mids, table)
-    out = np.empty_like(work)
+    out = np.empty_like(work) if out is None else out.reshape(work.shape)
     scales = np.empty(work.shape[0], np.float32)
     on_cpu = rnd.target is None or rnd.target.value != "cuda"
     if two and code == 0 and on_cpu:
@@ -246,7 +260,8 @@ def fused_absmax(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding) -> B
 
 def _finite_amax(rows: np.ndarray, rnd: ElementRounding) -> F32:
     """Largest finite |x| of the tensor: one vectorised kernel pass gives each row's maximum, and
-    the host takes the largest."""
+    the host takes the largest. Pass long rows (`_chunked`): a loop per 16-element block costs
+    a third of the pass."""
     work = rows
     bits = np.zeros(work.shape[0], np.int64)
     if rnd.target is not None and rnd.target.value == "cuda":
@@ -277,10 +292,8 @@ def abs_mean(rows: np.ndarray) -> np.ndarray:
     pieces = rows.reshape(-1, size)
     sums = np.empty(pieces.shape[0], np.float64)
     cpu_drivers().abs_sum(pieces, sums)
-    total = np.zeros(rows.shape[0])
-    per_row = sums.reshape(rows.shape[0], -1)
-    for j in range(per_row.shape[1]):  # in order, so the result does not depend on NumPy's pairwise sum
-        total += per_row[:, j]
+    # In order (accumulate adds left to right), so the result does not depend on NumPy's pairwise sum.
+    total = np.add.accumulate(sums.reshape(rows.shape[0], -1), axis=1)[:, -1]
     return (total / n).astype(np.float32)
 
 
@@ -304,12 +317,15 @@ def _launch(kernel: str, rnd: ElementRounding, rows: np.ndarray, args: tuple, ou
         getattr(cpu_drivers(), kernel)(rows, rows.view(np.int32), *args, out, scales)
 
 
-def quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, want_codes: bool) -> Blocks:
-    """Quantize float32 rows (one block each) to `fmt`."""
+def quantize_rows(
+    rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, want_codes: bool, out: np.ndarray | None = None
+) -> Blocks:
+    """Quantize float32 rows (one block each) to `fmt`. The fused kernels write the values into
+    `out` (rows' shape, C-contiguous) when it is given; the other paths return new arrays."""
     if not want_codes:
-        fused = fused_mx(rows, fmt, rnd)
+        fused = fused_mx(rows, fmt, rnd, out)
         if fused is None:
-            fused = fused_absmax(rows, fmt, rnd)
+            fused = fused_absmax(rows, fmt, rnd, out)
         if fused is not None:
             return fused
     # Blocks holding NaN or Inf overflow on the way and are set to NaN at the end, on purpose.

@@ -195,9 +195,9 @@ def _fast(flat: np.ndarray, prep: _Prepared, for_encode: bool) -> np.ndarray | N
     return fast_params(prep.fmt, for_encode)
 
 
-def _run_quantize(arr: np.ndarray, prep: _Prepared) -> np.ndarray:
+def _run_quantize(arr: np.ndarray, prep: _Prepared, sink: np.ndarray | None = None) -> np.ndarray:
     flat = np.ascontiguousarray(arr).reshape(-1)
-    out = np.empty_like(flat)
+    out = np.empty_like(flat) if sink is None else sink.reshape(-1)
     if flat.size == 0:
         return out.reshape(arr.shape)
     fast = _fast(flat, prep, for_encode=False)
@@ -244,27 +244,66 @@ def _run_quantize_device(x, prep: _Prepared):
     return out.reshape(d.shape)
 
 
-def quantize(x, fmt, *, axis: int = -1, rounding: Rounding | str = "rne", seed: int | None = None, target=None):
+def quantize(
+    x,
+    fmt,
+    *,
+    axis: int = -1,
+    rounding: Rounding | str = "rne",
+    seed: int | None = None,
+    target=None,
+    out: np.ndarray | None = None,
+):
     """Fake-quantize: round every element of `x` to `fmt` and return the values.
 
     x:        array-like of real numbers. float32 in gives float32 out; float64 (and integer)
               in gives float64 out, rounded directly from float64; float16 is widened to float32.
+              Block, codebook and grid formats compute in float32 and return float32.
               A CUDA device array gives a device array.
     fmt:      a format name or spec (see `lowbit.get_format`).
     axis:     the block axis; element formats have no blocks and ignore it.
     rounding: 'rne' (default), 'rtz', 'rna', 'rup', 'rdown' or 'stochastic'.
     seed:     seed of stochastic rounding; the same seed gives the same result on every target.
     target:   'cpu', 'cuda' or None (CUDA for device arrays, else CPU).
+    out:      a NumPy array of the result's shape and dtype to write into, and return (host
+              input only). Reusing one saves allocating, and first touching, a new array per
+              call; `out` may be `x` itself.
 
     NaN stays NaN, also for formats without a NaN code (ml_dtypes returns a number there).
     """
     prep = _prepare(x, fmt, axis, rounding, seed, target)
-    if isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
-        return _quantize_blocked(x, prep, axis)
-    if _is_device_array(x):
+    blocked = isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat))
+    if _is_device_array(x) and not blocked:
+        if out is not None:
+            raise TypeError("out: device input returns a new device array; out is for host arrays")
         return _run_quantize_device(x, prep)
-    arr = _host_float_array(x)
-    return _run_quantize(arr, prep)
+    arr = _float32_host(x) if blocked else _host_float_array(x)
+    sink = _sink(out, arr)
+    result = _quantize_blocked(arr, prep, axis, sink) if blocked else _run_quantize(arr, prep, sink)
+    if out is None:
+        return result
+    if not np.may_share_memory(result, out):  # the result was computed apart
+        np.copyto(out, result)
+    return out
+
+
+def _sink(out, arr: np.ndarray) -> np.ndarray | None:
+    """`out` checked against the result (arr's shape and dtype), when kernels may write into it
+    directly: C-contiguous and not overlapping the input. None otherwise (then the result is
+    computed apart and copied in)."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
+    if out.shape != arr.shape:
+        raise ValueError(f"out has shape {out.shape}; the result has shape {arr.shape}")
+    if out.dtype != arr.dtype:
+        raise TypeError(f"out has dtype {out.dtype}; the result has dtype {arr.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if not out.flags.c_contiguous or np.may_share_memory(out, arr):
+        return None
+    return out
 
 
 def encode(
@@ -393,10 +432,9 @@ def _nearest_only(prep: _Prepared) -> None:
         )
 
 
-def _quantize_blocked(x, prep: _Prepared, axis):
+def _quantize_blocked(arr: np.ndarray, prep: _Prepared, axis, sink: np.ndarray | None = None) -> np.ndarray:
     from .blocks import layout, quantize_rows, round_elements
 
-    arr = _float32_host(x)
     if isinstance(prep.fmt, VectorCodebookFormat):
         _nearest_only(prep)
         lay = layout(arr.shape, prep.fmt, axis)
@@ -409,7 +447,9 @@ def _quantize_blocked(x, prep: _Prepared, axis):
         return np.where(np.isnan(arr), np.float32(np.nan), values).astype(np.float32)  # NaN stays NaN
     lay = layout(arr.shape, prep.fmt, axis)
     rows = lay.to_rows(arr)
-    return lay.from_rows(quantize_rows(rows, prep.fmt, _rounder(prep), False).values)
+    direct = sink is not None and lay.rows_are_input
+    out_rows = sink.reshape(rows.shape) if direct else None
+    return lay.from_rows(quantize_rows(rows, prep.fmt, _rounder(prep), False, out_rows).values)
 
 
 def _codebook_values(codes: np.ndarray, spec: CodebookFormat | GridFormat) -> np.ndarray:

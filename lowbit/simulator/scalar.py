@@ -467,16 +467,32 @@ def round_element(v, kind, q, mids, table):
         # q[0] flags a midpoint at exactly 0 (see positive_zero)
         return table[nearest_index(v, mids) + (positive_zero(v) if q[0] != 0 else 0)]
     if kind == KIND_GRID:
-        # q holds (gain, offset, kmin, kmax) for grids: k = clip(rint(v * gain - offset)).
-        t = np.float32(np.float32(v * q[0]) - q[1])
-        t = min(max(t, np.float32(q[2] - 1)), np.float32(q[3] + 1))
-        # round half to even: adding 2^23 leaves no fraction bits (|t| is small after the clip)
-        k = math.copysign(np.float32(np.float32(abs(t) + np.float32(_INT_MAGIC)) - np.float32(_INT_MAGIC)), t)
-        k = min(max(k, q[2]), q[3])
-        return table[np.int64(k - q[2])]
+        return grid_value(v, q)
     if kind == KIND_INT:
         return quantize_fast_int(v, q)
     return quantize_fast_float(v, q)
+
+
+def grid_value(v, q):
+    """Grid value of v; q holds (gain, offset, kmin, kmax): k = clip(rint(v * gain - offset)),
+    value (k + offset) / gain, the float32 steps of `GridFormat` (arithmetic, not a table
+    load, so that loops over it vectorise)."""
+    t = np.float32(np.float32(v * q[0]) - q[1])
+    t = min(max(t, np.float32(q[2] - 1)), np.float32(q[3] + 1))
+    # round half to even: adding 2^23 leaves no fraction bits (|t| is small after the clip)
+    k = math.copysign(np.float32(np.float32(abs(t) + np.float32(_INT_MAGIC)) - np.float32(_INT_MAGIC)), t)
+    k = min(max(k, q[2]), q[3])
+    return np.float32(np.float32(k + q[1]) / q[0])
+
+
+def grid_block(x, k, div, den, enc, dec, post, q, out):
+    """Grid elements of row k: x / den where the format divides (den > 0), else x * enc."""
+    if div:
+        for i in range(x.shape[1]):
+            out[k, i] = np.float32(np.float32(grid_value(np.float32(x[k, i] / den), q) * dec) * post)
+    else:
+        for i in range(x.shape[1]):
+            out[k, i] = np.float32(np.float32(grid_value(np.float32(x[k, i] * enc), q) * dec) * post)
 
 
 def positive_zero(v):
@@ -485,37 +501,68 @@ def positive_zero(v):
 
 
 def table_block(x, k, enc, dec, post, mids, zero_mid, table, out):
-    """Nearest codebook value of each x * enc of row k. The thresholds are sorted, so the value is
-    that of the highest threshold at or below v: each pass over the row replaces the running value
-    wherever one of four thresholds is passed (selects, which vectorise; a per-element search or
-    a table gather would not). `mids` is padded with +Inf to a multiple of 4, `table` to one more
-    entry than `mids`."""
-    n = x.shape[1]
-    for i in range(n):
-        out[k, i] = table[0]
-    for j in range(0, mids.size - 3, 4):
-        t0 = mids[j]
-        t1 = mids[j + 1]
-        t2 = mids[j + 2]
-        t3 = mids[j + 3]
-        a0 = table[j + 1]
-        a1 = table[j + 2]
-        a2 = table[j + 3]
-        a3 = table[j + 4]
-        for i in range(n):
-            v = np.float32(x[k, i] * enc)
-            r = out[k, i]
-            r = a0 if t0 <= v else r
-            r = a1 if t1 <= v else r
-            r = a2 if t2 <= v else r
-            r = a3 if t3 <= v else r
-            out[k, i] = r
+    """Nearest codebook value of each x * enc of row k, times the scale, for up to 16
+    thresholds. The thresholds are sorted, so the value is that of the highest threshold at or
+    below v: a chain of selects replaces the running value wherever a threshold is passed.
+    Selects vectorise, where a per-element search or a table gather would not, and one pass over
+    the row costs less than several (the loop overhead of a 64-element block is as large as its
+    work). The values are scaled once per row, with the same two products as every other
+    element path. `mids` is padded with +Inf to 16 entries, `table` to 17."""
+    t0, t1, t2, t3, t4, t5, t6, t7 = mids[0], mids[1], mids[2], mids[3], mids[4], mids[5], mids[6], mids[7]
+    t8, t9, t10, t11, t12, t13, t14, t15 = mids[8], mids[9], mids[10], mids[11], mids[12], mids[13], mids[14], mids[15]
+    z = scaled_entry(table, 0, dec, post)
+    a0, a1, a2, a3 = (
+        scaled_entry(table, 1, dec, post),
+        scaled_entry(table, 2, dec, post),
+        scaled_entry(table, 3, dec, post),
+        scaled_entry(table, 4, dec, post),
+    )
+    a4, a5, a6, a7 = (
+        scaled_entry(table, 5, dec, post),
+        scaled_entry(table, 6, dec, post),
+        scaled_entry(table, 7, dec, post),
+        scaled_entry(table, 8, dec, post),
+    )
+    a8, a9, a10, a11 = (
+        scaled_entry(table, 9, dec, post),
+        scaled_entry(table, 10, dec, post),
+        scaled_entry(table, 11, dec, post),
+        scaled_entry(table, 12, dec, post),
+    )
+    a12, a13, a14, a15 = (
+        scaled_entry(table, 13, dec, post),
+        scaled_entry(table, 14, dec, post),
+        scaled_entry(table, 15, dec, post),
+        scaled_entry(table, 16, dec, post),
+    )
+    for i in range(x.shape[1]):
+        v = np.float32(x[k, i] * enc)
+        r = a0 if t0 <= v else z
+        r = a1 if t1 <= v else r
+        r = a2 if t2 <= v else r
+        r = a3 if t3 <= v else r
+        r = a4 if t4 <= v else r
+        r = a5 if t5 <= v else r
+        r = a6 if t6 <= v else r
+        r = a7 if t7 <= v else r
+        r = a8 if t8 <= v else r
+        r = a9 if t9 <= v else r
+        r = a10 if t10 <= v else r
+        r = a11 if t11 <= v else r
+        r = a12 if t12 <= v else r
+        r = a13 if t13 <= v else r
+        r = a14 if t14 <= v else r
+        r = a15 if t15 <= v else r
+        out[k, i] = r
     if zero_mid >= 0:  # +0 at a midpoint of exactly 0 goes up (CodebookFormat)
-        for i in range(n):
+        for i in range(x.shape[1]):
             if positive_zero(np.float32(x[k, i] * enc)):
-                out[k, i] = table[zero_mid + 1]
-    for i in range(n):
-        out[k, i] = np.float32(np.float32(out[k, i] * dec) * post)
+                out[k, i] = scaled_entry(table, zero_mid + 1, dec, post)
+
+
+def scaled_entry(table, j, dec, post):
+    """table[j] times the block scale, as every element path scales: (value * dec) * post."""
+    return np.float32(np.float32(table[j] * dec) * post)
 
 
 def nv_dec(amax, s_enc_over_max, qs):
@@ -565,14 +612,19 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, 
     # A scale below 2^-128 has no float32 reciprocal: divide instead (the pipeline does the same).
     div = divide or enc > np.float32(3.4028234663852886e38)
     den = np.float32(dec * post) if level == ABS_NV_TWO_LEVEL else dec
-    if kind == KIND_TABLE and not div and mids.size <= 31:
+    if kind == KIND_TABLE and not div and mids.size == 16:
         table_block(x, k, enc, dec, post, mids, np.int64(q[1]), table, out)
     elif div and den != 0 and kind == KIND_FLOAT:  # x / scale, vectorised (torchao's single level)
         for i in range(n):
             # a clamped scale does not bound x / scale: the full path handles any magnitude
             r = quantize_fast_float(np.float32(x[k, i] / den), q)
             out[k, i] = np.float32(np.float32(r * dec) * post)
-    elif div or kind >= KIND_TABLE:  # codebook or grid elements
+    elif kind == KIND_GRID:
+        if div and den == 0:  # an all-zero block: every element is 0
+            grid_block(x, k, False, den, np.float32(0.0), dec, post, q, out)
+        else:
+            grid_block(x, k, div, den, enc, dec, post, q, out)
+    elif div or kind >= KIND_TABLE:  # codebook elements
         for i in range(n):
             if div:
                 v = np.float32(0.0) if den == 0 else np.float32(x[k, i] / den)
@@ -631,7 +683,8 @@ def abs_sum_loop(x, out):
         out[k] = ((s0 + s1) + s2) + s3
 
 
-NV_CHUNK = 256
+NV_CHUNK = 1024
+NV_BLOCK = 16
 
 
 def nv_chunks_loop(x, xb, elem_max, s_enc, f, fs, out, scales):
@@ -677,9 +730,16 @@ def nv_chunks_loop(x, xb, elem_max, s_enc, f, fs, out, scales):
                     out[kb, i] = np.float32(np.float32(r * d) * post)
             else:
                 scales[kb] = d
-                for i in range(n):
-                    r = quantize_finite_float(np.float32(x[kb, i] * e), q)
-                    out[kb, i] = np.float32(np.float32(r * d) * post)
+                if n == NV_BLOCK:  # a constant length: the loop compiles without overhead
+                    nv_elements(x, kb, NV_BLOCK, e, d, post, q, out)
+                else:
+                    nv_elements(x, kb, n, e, d, post, q, out)
+
+
+def nv_elements(x, kb, n, e, d, post, q, out):
+    for i in range(n):
+        r = quantize_finite_float(np.float32(x[kb, i] * e), q)
+        out[kb, i] = np.float32(np.float32(r * d) * post)
 
 
 def absmax_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
@@ -758,11 +818,15 @@ SCALAR_FUNCTIONS = (
     pow2_exponent_one,
     mx_block,
     nearest_index,
+    grid_value,
+    grid_block,
     positive_zero,
     round_element,
+    scaled_entry,
     table_block,
     nv_dec,
     nv_enc,
+    nv_elements,
     absmax_block,
     finite_amax_row,
 )

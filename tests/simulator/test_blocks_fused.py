@@ -79,6 +79,37 @@ def test_fused_absmax_equals_pipeline(name):
     assert (fused.tensor_scale is None) == (ref.tensor_scale is None)
 
 
+def _built_specs():
+    from lowbit.formats import CodebookFormat, GridFormat, ScaledFormat
+
+    return {
+        # a midpoint at exactly 0: +0 goes up, -0 down
+        "zero_midpoint": ScaledFormat(lowbit.get_format("higgs_p1_n16"), 64),
+        # 31 thresholds: more than the select chain takes, so the per-element search
+        "five_bit": ScaledFormat(CodebookFormat(tuple(np.linspace(-1, 1, 32)), source="test"), 32),
+        # an offset of -0 must add as +0 in the arithmetic grid value, as in the table
+        "grid_negative_zero": ScaledFormat(GridFormat(1.5, -0.0, range=1.0), None, divide=True),
+    }
+
+
+@pytest.mark.parametrize("key", ["zero_midpoint", "five_bit", "grid_negative_zero"])
+def test_fused_absmax_built_specs_equal_pipeline(key):
+    fmt = _built_specs()[key]
+    block = fmt.block or 64
+    r = rows(256, block, seed=6)
+    r[5, : block // 2] = 0.0
+    r[5, block // 2 :] = -0.0
+    r[6] = 0.0
+    r[6, 0] = 1.0
+    r[6, 1::2] = -0.0
+    fused = fused_absmax(r, fmt, ElementRounding())
+    assert fused is not None
+    with np.errstate(all="ignore"):
+        same(fused, _quantize_rows(r, fmt, ElementRounding(), False))
+    if key == "zero_midpoint":  # the codebook has no 0: +0 takes the value above, -0 the one below
+        assert (fused.values[6, 2::2] > 0).all() and (fused.values[6, 1::2] < 0).all()
+
+
 @pytest.mark.parametrize("bad", [None, np.nan, np.inf])
 def test_fused_per_tensor_absmean_equals_pipeline(bad):
     fmt = lowbit.get_format("bitnet_b158")
