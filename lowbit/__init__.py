@@ -1,6 +1,6 @@
 """lowbit: bit-exact emulation, cost and design-space exploration of low-bit number formats."""
 
-from . import formats, simulator
+from . import costmodel, formats, simulator
 from .formats import FloatFormat, IntFormat, get_format
 from .simulator import Encoded, Rounding, bits_per_element, decode, encode, quantize
 
@@ -13,6 +13,7 @@ __all__ = [
     "Rounding",
     "__version__",
     "bits_per_element",
+    "costmodel",
     "decode",
     "encode",
     "formats",

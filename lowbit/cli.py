@@ -45,12 +45,44 @@ def _cmd_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from .costmodel import estimate
+
+    cap = None if args.partial_sum_bits == 0 else args.partial_sum_bits
+    est = estimate(
+        args.a_format,
+        args.b_format,
+        accumulator=args.accumulator,
+        lanes=args.lanes,
+        node=args.node,
+        partial_sum_bits=cap,
+        lane_format=args.lane_format,
+        reuse=args.reuse,
+    )
+    print(est.table())
+    return 0
+
+
+def _add_cost_parser(sub) -> None:
+    cost = sub.add_parser("cost", help="area and energy of the unit that multiplies two formats")
+    cost.add_argument("a_format", help="first operand's format (any catalog name or eXmY / intN)")
+    cost.add_argument("b_format", help="second operand's format")
+    cost.add_argument("--accumulator", default="fp32", help="fp32 (default), fp16, bf16, fp22, tf32, eXmY or intN")
+    cost.add_argument("--node", default="7nm", help="technology node: 45nm, 40nm, 16nm or 7nm (default)")
+    cost.add_argument("--lanes", type=int, default=32, help="products summed per cycle (1: a single MAC)")
+    cost.add_argument("--partial-sum-bits", type=int, default=24, help="adder-tree width cap in bits (0: none)")
+    cost.add_argument("--lane-format", default=None, help="size the lanes for this wider format (lane reuse)")
+    cost.add_argument("--reuse", type=int, default=1, help="MACs per decoded codebook value")
+    cost.set_defaults(func=_cmd_cost)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowbit", description="Low-bit number formats: emulation and exploration.")
     sub = parser.add_subparsers(dest="command", required=True)
     fmts = sub.add_parser("formats", help="print the catalog of formats (or the named ones)")
     fmts.add_argument("names", nargs="*", help="format names or eXmY / intN specs (default: the whole catalog)")
     fmts.set_defaults(func=_cmd_formats)
+    _add_cost_parser(sub)
     return parser
 
 

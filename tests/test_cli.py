@@ -21,3 +21,21 @@ def test_named_formats_and_bad_name():
     assert "e3m2" in format_table(["e3m2"])
     proc = subprocess.run([sys.executable, "-m", "lowbit.cli", "formats", "fp5"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown name 'fp5'" in proc.stderr
+
+
+def test_cost_prints_the_estimate_and_its_breakdown(capsys):
+    from lowbit.costmodel import estimate
+
+    assert main(["cost", "mxfp4", "nvfp4", "--accumulator", "fp16", "--node", "16nm", "--lanes", "16"]) == 0
+    out = capsys.readouterr().out
+    e = estimate("mxfp4", "nvfp4", "fp16", lanes=16, node="16nm")
+    assert out.splitlines()[0] == "mxfp4 x nvfp4, fp16 accumulator, 16 lanes, 16nm, partial sums 24 bits"
+    assert f"area {e.area_um2:.1f} um^2" in out and f"energy {e.energy_pj_per_mac:.4f} pJ per MAC" in out
+    for c in e.components:
+        assert c.name in out
+    assert "  mxfp4: 4.25 bits, SRAM" in out
+
+
+def test_cost_bad_node(capsys):
+    assert main(["cost", "mxfp4", "mxfp4", "--node", "5nm"]) == 2
+    assert "node: unknown technology node '5nm'" in capsys.readouterr().err

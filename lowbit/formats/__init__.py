@@ -1,5 +1,6 @@
 """Formats as data: frozen specs, the catalog of named formats, and name parsing."""
 
+from .accumulator import Accumulator, AccumulatorKind, get_accumulator
 from .catalog import ALIASES, AnyFormat, Catalog, catalog
 from .codebook import CodebookFormat, VectorCodebookFormat
 from .grid import GridFormat
@@ -9,6 +10,9 @@ from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Speci
 
 __all__ = [
     "ALIASES",
+    "Accumulator",
+    "AccumulatorKind",
+    "get_accumulator",
     "AnyFormat",
     "CodebookFormat",
     "DoubleQuant",
