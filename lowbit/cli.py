@@ -63,6 +63,40 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCHMARKS = ("elements", "blocks", "matmul")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import subprocess
+    from pathlib import Path
+
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        print(f"lowbit: error: unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    if not folder.is_dir():
+        print(
+            f"lowbit: error: no benchmarks/ folder beside the package ({folder}); run from a source checkout",
+            file=sys.stderr,
+        )
+        return 2
+    for name in args.names or BENCHMARKS:
+        print(f"## bench_{name}.py", flush=True)
+        done = subprocess.run([sys.executable, str(folder / f"bench_{name}.py"), *args.extra], check=False)
+        if done.returncode:
+            return done.returncode
+        print(flush=True)
+    return 0
+
+
+def _add_bench_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="run the benchmark scripts (benchmarks/) and print their tables")
+    bench.add_argument("names", nargs="*", help=f"which of {', '.join(BENCHMARKS)} (default: all)")
+    bench.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="arguments passed to each script")
+    bench.set_defaults(func=_cmd_bench)
+
+
 def _add_cost_parser(sub) -> None:
     cost = sub.add_parser("cost", help="area and energy of the unit that multiplies two formats")
     cost.add_argument("a_format", help="first operand's format (any catalog name or eXmY / intN)")
@@ -83,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmts.add_argument("names", nargs="*", help="format names or eXmY / intN specs (default: the whole catalog)")
     fmts.set_defaults(func=_cmd_formats)
     _add_cost_parser(sub)
+    _add_bench_parser(sub)
     return parser
 
 

@@ -39,3 +39,21 @@ def test_cost_prints_the_estimate_and_its_breakdown(capsys):
 def test_cost_bad_node(capsys):
     assert main(["cost", "mxfp4", "mxfp4", "--node", "5nm"]) == 2
     assert "node: unknown technology node '5nm'" in capsys.readouterr().err
+
+
+def test_bench_runs_a_benchmark_script():
+    done = subprocess.run(
+        [sys.executable, "-m", "lowbit.cli", "bench", "matmul", "--extra", "--size", "64", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "## bench_matmul.py" and lines[1].startswith("M = N = K = 64")
+    assert any(line.startswith("mxfp4 x mxfp4 | fp32 |") for line in lines)
+
+
+def test_bench_unknown_name(capsys):
+    assert main(["bench", "nope"]) == 2
+    assert "unknown benchmark 'nope'" in capsys.readouterr().err

@@ -6,8 +6,10 @@ from __future__ import annotations
 import functools
 from types import SimpleNamespace
 
-from numba import cuda
+from numba import cuda, float64
 
+from . import dot_scalar
+from .dot_scalar import STACK, dot_one
 from .jit import cuda_device, cuda_kernel
 from .scalar import (
     absmax_block,
@@ -86,3 +88,23 @@ def launch(kernel, n: int):
     """`kernel` configured for a grid-stride loop over n elements."""
     blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK)))
     return kernel[blocks, THREADS_PER_BLOCK]
+
+
+def dot_loop(ea, sa, blk_a, eb, sb, blk_b, chunk, q, trunc, order, tscale, out, flags):
+    """A thread per output (grid-stride), each with its own pairwise stack."""
+    stack = cuda.local.array(STACK, float64)
+    cols = out.shape[1]
+    for t in range(cuda.grid(1), out.shape[0] * cols, cuda.gridsize(1)):
+        i = t // cols
+        j = t - i * cols
+        v, bad = dot_one(ea, sa, blk_a, eb, sb, blk_b, i, j, chunk, q, trunc, order, tscale, stack)
+        out[i, j] = v
+        flags[i, j] = bad
+
+
+@functools.cache
+def cuda_dot_drivers() -> SimpleNamespace:
+    """The dot-product drivers compiled for CUDA (built on first use)."""
+    namespace = dot_scalar.make_dot_kernels(cuda_device, cuda=cuda, float64=float64, dot_loop=dot_loop)
+    kernels = retarget((dot_loop,), cuda_kernel, namespace)
+    return SimpleNamespace(dot=kernels["dot_loop"])

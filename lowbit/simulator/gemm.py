@@ -1,0 +1,421 @@
+"""Dot-product / GEMM emulation: `matmul`, `dot` and `matmul_error`.
+
+The unit is emulated the way hardware computes (DESIGN.md section 4):
+  1. a (M, K) and b (K, N) are quantized along K to their formats; each becomes element values
+     (exact, float64), a scale per block and a tensor scale (NVFP4);
+  2. the products of elements are exact; the products of a chunk of `chunk` lanes (within one block
+     of each operand) are summed exactly in fixed point, or, with `partial_sum_bits`, after each
+     product is truncated toward zero to that many bits below the chunk's largest product;
+  3. the chunk sum is multiplied by the product of the two block scales, exactly;
+  4. the result is added to the accumulator, rounding once per addition to the accumulator's
+     format and rounding mode (integer accumulators wrap); in K order (`sequential`) or as a
+     balanced binary tree over the chunks (`pairwise`: complete subtrees of 2^j chunks, the rest
+     combined from the right); `exact` never rounds;
+  5. tensor scales (NVFP4) multiply the accumulator at the end as a GEMM epilogue's alpha: their
+     product rounded to the accumulator, then the accumulator times alpha rounded once more
+     (`exact`: both exact until the float64 result).
+Results are float64 arrays holding the accumulator's values.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..formats import (
+    CodebookFormat,
+    DoubleQuant,
+    FloatFormat,
+    GridFormat,
+    IntFormat,
+    ScaledFormat,
+    TensorScale,
+    VectorCodebookFormat,
+    get_format,
+)
+from ..formats.accumulator import Accumulator, AccumulatorKind, get_accumulator
+from .rounding import Rounding
+
+
+class Order(enum.Enum):
+    SEQUENTIAL = "sequential"
+    PAIRWISE = "pairwise"
+
+    @classmethod
+    def parse(cls, value: Order | str) -> Order:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            raise ValueError(f"order must be 'sequential' or 'pairwise', got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Factors:
+    """An operand quantized along K: element values (rows, K), one scale per block (rows, blocks),
+    the block length along K, the tensor scale, and the bit span of its values (log2 of the largest
+    element over the finest step, and the scales' significand bits) for the float64 exactness bound."""
+
+    elements: np.ndarray
+    scales: np.ndarray
+    block: int
+    tensor: float
+    integer: bool
+    span_bits: float
+    scale_bits: int
+    finite_block: bool  # the format has blocks of a fixed length along K (chunks must fit in them)
+
+    @property
+    def dequantized(self) -> np.ndarray:
+        """The operand's values (float64): elements times their block scale times the tensor scale."""
+        s = np.repeat(self.scales, self.block, axis=1)[:, : self.elements.shape[1]]
+        return self.elements * s * self.tensor
+
+
+def _span(values: np.ndarray) -> float:
+    """log2(largest |value| / the finest step every value is a multiple of)."""
+    v = np.abs(values[np.isfinite(values) & (values != 0)]).astype(np.float64)
+    if v.size == 0:
+        return 0.0
+    mant, exp = np.frexp(v)
+    # the lowest set bit of each value: its float64 significand has at most 53 bits
+    sig = (mant * 2.0**53).astype(np.int64)
+    low = (sig & -sig).astype(np.float64)
+    step = np.min(np.ldexp(low, exp - 53))
+    return float(np.log2(v.max() / step))
+
+
+def _element_table(e) -> np.ndarray:
+    if isinstance(e, (CodebookFormat, GridFormat)):
+        return np.asarray(e.table, np.float64)
+    return np.asarray(e.values, np.float64)
+
+
+def _scale_bits(fmt: ScaledFormat) -> int:
+    s = fmt.scale
+    if s is None or isinstance(s, DoubleQuant):
+        return 24
+    return s.man_bits + 1 if isinstance(s, FloatFormat) else s.bits
+
+
+def factors(x: np.ndarray, fmt) -> Factors:
+    """Quantize x (rows, K) along K to `fmt` and split it into elements, block scales and tensor scale."""
+    from . import elements as api
+
+    spec = get_format(fmt)
+    rows, k = x.shape
+    if isinstance(spec, (FloatFormat, IntFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
+        vals = np.asarray(api.quantize(x, spec, axis=1), np.float64)
+        table = vals if isinstance(spec, VectorCodebookFormat) else _element_table(spec)
+        return Factors(vals, np.ones((rows, 1)), max(k, 1), 1.0, isinstance(spec, IntFormat), _span(table), 1, False)
+    if not isinstance(spec, ScaledFormat):
+        raise TypeError(f"format {fmt!r}: matmul takes element, codebook and block-scaled formats")
+    if spec.asymmetric and not isinstance(spec.element, IntFormat):
+        raise ValueError(
+            f"format {spec.name or fmt!r}: AFPQ's separate positive and negative scales make two partial sums "
+            "per block; matmul emulates one scale per block"
+        )
+    enc = api.encode(x, spec, axis=1, nan="zero")
+    table = _element_table(spec.element)
+    elems = table[np.asarray(enc.codes).astype(np.int64)]
+    if isinstance(spec.element, IntFormat) and spec.rule.power_of_two:
+        elems = elems * 2.0 ** -(spec.element.bits - 2)  # OCP MXINT8's fixed-point step
+    scale_codes = np.asarray(enc.scales).reshape(rows, -1, spec.scales_per_block)
+    if isinstance(spec.scale, DoubleQuant):
+        from .scales import dq_values
+
+        scales = dq_values(scale_codes.reshape(-1), enc.meta["dq_absmax"], enc.meta["dq_offset"], spec.scale)
+        scales = np.asarray(scales, np.float64).reshape(rows, -1)
+    else:
+        scales = np.asarray(api._scale_values(scale_codes[..., 0], spec), np.float64).reshape(rows, -1)
+    if spec.asymmetric:  # integer elements with a zero point: (code - zero point) * scale
+        zero = np.asarray(api._scale_values(scale_codes[..., 1], spec), np.float64).reshape(rows, -1)
+        elems = elems - np.repeat(zero, spec.block or k, axis=1)[:, :k]
+    block = spec.block if spec.block else max(k, 1)
+    if scales.shape[0] != rows:  # one scale for the whole tensor
+        scales = np.broadcast_to(scales.reshape(1, -1)[:, :1], (rows, 1)).copy()
+    tensor = float(enc.tensor_scale) if spec.tensor_scale is TensorScale.NVFP4 else 1.0
+    span = _span(elems) if spec.asymmetric else _span(table)
+    return Factors(elems, scales, block, tensor, False, span, _scale_bits(spec), bool(spec.block))
+
+
+def _acc_params(acc: Accumulator, rounding: Rounding) -> np.ndarray:
+    from .dot_scalar import ACC_EXACT, ACC_FLOAT, ACC_INT
+
+    if acc.kind is AccumulatorKind.FLOAT:
+        if acc.man_bits > 51:
+            raise ValueError(f"accumulator: float accumulators of up to 51 mantissa bits, got {acc.label}")
+        bias = (1 << (acc.exp_bits - 1)) - 1
+        emax = (1 << acc.exp_bits) - 2 - bias
+        largest = math.ldexp(2.0 - 2.0**-acc.man_bits, emax)
+        emin = 1 - bias
+        fast = (2.0 ** (52 - acc.man_bits) + 1, 2.0**emin, 1.5 * 2.0 ** (emin - acc.man_bits + 52))
+        return np.array([ACC_FLOAT, acc.exp_bits, acc.man_bits, emin, largest, int(rounding), 0, *fast], np.float64)
+    if acc.kind is AccumulatorKind.INT:
+        if acc.bits > 53:
+            raise ValueError(f"accumulator: integer accumulators of up to 53 bits, got {acc.label}")
+        return np.array([ACC_INT, 0, 0, 0, 0, 0, acc.bits, 1, 1, 1], np.float64)
+    return np.array([ACC_EXACT, 0, 0, 0, 0, 0, 0, 1, 1, 1], np.float64)
+
+
+def _check_2d(x, name: str) -> np.ndarray:
+    if hasattr(x, "copy_to_host"):
+        x = x.copy_to_host()
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name}: cannot convert to a numeric array ({err})") from None
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+
+
+def _chunk(chunk: int | None, fa: Factors, fb: Factors) -> int:
+    blocks = [f.block for f in (fa, fb) if f.finite_block]
+    if chunk is None:
+        return math.gcd(*blocks) if blocks else 1
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    for b in blocks:
+        if b % chunk:
+            raise ValueError(f"chunk {chunk} does not divide the block of {b} elements")
+    return int(chunk)
+
+
+def _exact_bits(fa: Factors, fb: Factors, chunk: int) -> float:
+    """Significant bits a chunk sum times its scales can need (exact in a float of that many bits)."""
+    return fa.span_bits + fb.span_bits + math.log2(max(chunk, 1)) + fa.scale_bits + fb.scale_bits
+
+
+def _float32_scales_safe(fa: Factors, fb: Factors) -> bool:
+    """Whether every scale product, and a chunk sum times it, stays in float32's normal range."""
+    for f in (fa, fb):
+        s = np.abs(f.scales[np.isfinite(f.scales) & (f.scales != 0)])
+        if s.size and (s.min() < 2.0**-40 or s.max() > 2.0**40):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Setup:
+    fa: Factors
+    fb: Factors
+    chunk: int
+    q: np.ndarray
+    trunc: int
+    order: Order
+    acc: Accumulator
+
+
+def _setup(a, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits, rounding) -> _Setup:
+    a = _check_2d(a, "a")
+    b = _check_2d(b, "b")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"a has K = {a.shape[1]} columns but b has {b.shape[0]} rows; they must match")
+    acc = get_accumulator(accumulator)
+    mode = Rounding.parse(rounding)
+    if mode is Rounding.STOCHASTIC:
+        raise ValueError("rounding: the accumulator rounds with 'rne', 'rtz', 'rna', 'rup' or 'rdown'")
+    order = Order.parse(order)
+    if partial_sum_bits is not None and (
+        isinstance(partial_sum_bits, bool) or not isinstance(partial_sum_bits, int) or not 2 <= partial_sum_bits <= 52
+    ):
+        raise ValueError(f"partial_sum_bits must be an integer from 2 to 52 or None, got {partial_sum_bits!r}")
+    fa = factors(a, a_format)
+    fb = factors(np.ascontiguousarray(b.T), b_format)
+    if acc.kind is AccumulatorKind.INT:
+        for f, name in ((fa, a_format), (fb, b_format)):
+            if not f.integer:
+                raise ValueError(
+                    f"accumulator {acc.label}: integer accumulation needs integer element formats without scales, "
+                    f"got {name!r}"
+                )
+    return _Setup(fa, fb, _chunk(chunk, fa, fb), _acc_params(acc, mode), partial_sum_bits or 0, order, acc)
+
+
+def _run(s: _Setup, target) -> np.ndarray:
+    from .dot_scalar import ORDER_PAIRWISE, ORDER_SEQUENTIAL
+    from .elements import Target
+
+    fa, fb = s.fa, s.fb
+    m, n = fa.elements.shape[0], fb.elements.shape[0]
+    out = np.zeros((m, n), np.float64)
+    flags = np.zeros((m, n), np.bool_)
+    tscale = fa.tensor * fb.tensor  # exact: two float32 values
+    order = ORDER_PAIRWISE if s.order is Order.PAIRWISE else ORDER_SEQUENTIAL
+    args = (fa.elements, fa.scales, fa.block, fb.elements, fb.scales, fb.block, s.chunk, s.q, s.trunc, order, tscale)
+    if m == 0 or n == 0:
+        return out
+    if Target.parse(target) is Target.CUDA:
+        from numba import cuda
+
+        from .cuda import cuda_dot_drivers, launch
+
+        d_out, d_flags = cuda.device_array_like(out), cuda.device_array_like(flags)
+        launch(cuda_dot_drivers().dot, m * n)(*args, d_out, d_flags)
+        out, flags = d_out.copy_to_host(), d_flags.copy_to_host()
+    else:
+        _run_cpu(s, args, tscale, out, flags)
+    if flags.any():
+        raise ValueError(
+            "the exact partial sums of these operands span more than 106 bits, beyond the emulator's exact "
+            "pair arithmetic; use a partial_sum_bits cap or narrower formats"
+        )
+    return out
+
+
+def _run_cpu(s: _Setup, args: tuple, tscale: float, out: np.ndarray, flags: np.ndarray) -> None:
+    """The CPU drivers: a vectorised one where sequential chunk sums are exact in float32 or float64
+    (each equals the general driver bit for bit, tested), else the general one."""
+    from .cpu import cpu_dot_drivers
+    from .dot_scalar import TILE32
+
+    fa, fb = s.fa, s.fb
+    drivers = cpu_dot_drivers()
+    simple = s.order is Order.SEQUENTIAL and s.trunc == 0 and s.acc.kind is not AccumulatorKind.EXACT
+    simple = simple and np.isfinite(fa.elements).all() and np.isfinite(fb.elements).all()
+    chunk = s.chunk
+    if simple and s.acc.kind is AccumulatorKind.INT:
+        # Integer accumulators wrap modulo 2^bits, so longer exact chunks give the same result.
+        room = 23 - _exact_bits(fa, fb, 1)
+        chunk = max(1, min(fa.elements.shape[1], 2 ** int(max(0.0, room))))
+    if simple and _exact_bits(fa, fb, chunk) <= 23 and _float32_scales_safe(fa, fb):
+        m, k = fa.elements.shape
+        n = fb.elements.shape[0]
+        kp, np_ = -(-k // chunk) * chunk, -(-n // TILE32) * TILE32
+        ea = np.zeros((m, kp), np.float32)
+        ea[:, :k] = fa.elements
+        ebk = np.zeros((kp, np_), np.float32)
+        ebk[:k, :n] = fb.elements.T
+        sbt = np.ones((fb.scales.shape[1], np_), np.float32)
+        sbt[:, :n] = fb.scales.T
+        f32acc = s.acc.kind is AccumulatorKind.FLOAT and (s.acc.exp_bits, s.acc.man_bits) == (8, 23)
+        f32acc = f32acc and int(s.q[5]) == int(Rounding.RNE)
+        wide = np.empty((m, np_), np.float64)
+        drivers.dot_f32(ea, fa.scales.astype(np.float32), fa.block, ebk, sbt, fb.block, chunk, s.q, f32acc, wide)
+        out[...] = wide[:, :n]
+    elif simple and _exact_bits(fa, fb, chunk) <= 52:
+        ebk = np.ascontiguousarray(fb.elements.T)
+        drivers.dot_fast(fa.elements, fa.scales, fa.block, ebk, fb.scales, fb.block, chunk, s.q, out)
+    else:
+        drivers.dot(*args, out, flags)
+        return
+    if tscale != 1.0:
+        drivers.tensor_scale(out, tscale, s.q)
+
+
+def matmul(
+    a,
+    b,
+    a_format,
+    b_format,
+    accumulator: str | Accumulator = "fp32",
+    chunk: int | None = None,
+    order: Order | str = "sequential",
+    partial_sum_bits: int | None = None,
+    *,
+    rounding: Rounding | str = "rne",
+    target=None,
+) -> np.ndarray:
+    """Emulated a @ b on a dot-product unit (see the module docstring for the arithmetic).
+
+    a, b:             (M, K) and (K, N) arrays, or (B, M, K) and (K, N) for a batch (quantized as one
+                      tensor). CUDA device arrays are accepted (copied to the host to quantize).
+    a_format, b_format: format names or specs; block formats take their blocks along K.
+    accumulator:      fp32, fp16, bf16, fp22 (1-8-13), tf32, eXmY, intN (wraps on overflow) or exact.
+    chunk:            lanes summed exactly before each accumulation; must divide the blocks. Default:
+                      the block (the common divisor of two blocks), or 1 for formats without blocks.
+    order:            'sequential' (K order) or 'pairwise'.
+    partial_sum_bits: truncate each product to this many bits below the chunk's largest (None: exact).
+    rounding:         the accumulator's rounding mode (rne, rtz, rna, rup, rdown).
+    target:           'cpu', 'cuda' or None (CPU).
+    Returns float64 (M, N) (or (B, M, N)) holding the accumulator's values.
+    """
+    a_arr = a.copy_to_host() if hasattr(a, "copy_to_host") else np.asarray(a)
+    if a_arr.ndim == 3:
+        batch, rows, k = a_arr.shape
+        out = matmul(
+            a_arr.reshape(batch * rows, k),
+            b,
+            a_format,
+            b_format,
+            accumulator,
+            chunk,
+            order,
+            partial_sum_bits,
+            rounding=rounding,
+            target=target,
+        )
+        return out.reshape(batch, rows, -1)
+    s = _setup(a_arr, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits, rounding)
+    return _run(s, target)
+
+
+def dot(x, y, x_format, y_format, accumulator: str | Accumulator = "fp32", **kwargs) -> float:
+    """Emulated dot product of two 1-D arrays of equal length (see `matmul` for the options)."""
+    x_arr, y_arr = np.asarray(x), np.asarray(y)
+    if x_arr.ndim != 1 or y_arr.ndim != 1:
+        raise ValueError(f"x and y must be 1-D, got shapes {x_arr.shape} and {y_arr.shape}")
+    return float(matmul(x_arr[None, :], y_arr[:, None], x_format, y_format, accumulator, **kwargs)[0, 0])
+
+
+@dataclass(frozen=True)
+class MatmulError:
+    """An emulated product and its errors (float64 arrays of the output's shape).
+
+    result:                the emulated product.
+    reference:             float64 a @ b of the unquantized inputs.
+    dequantized_reference: float64 a @ b of the quantized (dequantized) inputs.
+    error:                 result - reference: quantization and accumulation together.
+    accumulation_error:    result - dequantized_reference: the accumulation alone.
+    """
+
+    result: np.ndarray
+    reference: np.ndarray
+    dequantized_reference: np.ndarray
+
+    @property
+    def error(self) -> np.ndarray:
+        return self.result - self.reference
+
+    @property
+    def accumulation_error(self) -> np.ndarray:
+        return self.result - self.dequantized_reference
+
+    @property
+    def relative_error(self) -> float:
+        """||error|| / ||reference|| (Frobenius)."""
+        return float(np.linalg.norm(self.error) / max(np.linalg.norm(self.reference), 1e-300))
+
+    @property
+    def relative_accumulation_error(self) -> float:
+        return float(np.linalg.norm(self.accumulation_error) / max(np.linalg.norm(self.dequantized_reference), 1e-300))
+
+
+def matmul_error(a, b, a_format, b_format, accumulator: str | Accumulator = "fp32", **kwargs) -> MatmulError:
+    """`matmul` with its error against float64 products of the unquantized and of the dequantized
+    inputs (2-D inputs)."""
+    s = _setup(
+        a,
+        b,
+        a_format,
+        b_format,
+        accumulator,
+        kwargs.pop("chunk", None),
+        kwargs.pop("order", "sequential"),
+        kwargs.pop("partial_sum_bits", None),
+        kwargs.pop("rounding", "rne"),
+    )
+    result = _run(s, kwargs.pop("target", None))
+    if kwargs:
+        raise TypeError(f"matmul_error: unexpected arguments {sorted(kwargs)}")
+    a64 = np.asarray(a, np.float64)
+    b64 = np.asarray(b, np.float64)
+    deq = s.fa.dequantized @ s.fb.dequantized.T
+    return MatmulError(result, a64 @ b64, deq)
