@@ -25,8 +25,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check lowbit tests benchmarks
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_elements.py
-	$(PY) benchmarks/bench_blocks.py
+	$(VENV)/bin/lowbit bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -63,7 +63,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ("elements", "blocks", "matmul")
+BENCHMARKS = ("elements", "blocks", "matmul", "cuda")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
