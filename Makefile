@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/lowbit formats
+	$(VENV)/bin/lowbit run studies/quickstart.yaml -o results
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -28,5 +28,5 @@ bench: $(STAMP)
 	$(VENV)/bin/lowbit bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -63,6 +63,40 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .study import StudyError, pareto_front, run_study
+
+    try:
+        result = run_study(args.study, out_dir=args.output, workers=args.workers, scheduler=args.scheduler)
+    except StudyError as err:
+        print(f"lowbit: error: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"{result.path}: {len(result.table)} points ({result.computed} computed, {result.cached} cached, "
+        f"{result.failed} failed)"
+    )
+    ok = result.table[result.table["status"] == "ok"]
+    if result.failed:
+        for _, row in result.table[result.table["status"] == "failed"].iterrows():
+            print(f"  failed: {row['format']} on {row['workload']}: {row['error']}")
+    if "qsnr_db" in ok.columns and "bits_per_element" in ok.columns:
+        for workload, group in ok.groupby("workload", sort=False):
+            front = pareto_front(group, "bits_per_element", "qsnr_db")
+            print(f"\nPareto front, QSNR (dB) against bits per element, on {workload}:")
+            for _, row in front.iterrows():
+                print(f"  {row['bits_per_element']:7.3f}  {row['qsnr_db']:7.2f}  {row['format']}")
+    return 1 if result.failed == len(result.table) and len(result.table) else 0
+
+
+def _add_run_parser(sub) -> None:
+    run = sub.add_parser("run", help="run a study (YAML) into a Parquet table")
+    run.add_argument("study", help="the study file")
+    run.add_argument("-o", "--output", default=None, help="output folder (default: the study's output.dir)")
+    run.add_argument("--workers", type=int, default=None, help="local processes (default: the study's)")
+    run.add_argument("--scheduler", default=None, help="a Dask scheduler address, tcp://host:port")
+    run.set_defaults(func=_cmd_run)
+
+
 BENCHMARKS = ("elements", "blocks", "matmul", "cuda")
 
 
@@ -118,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmts.set_defaults(func=_cmd_formats)
     _add_cost_parser(sub)
     _add_bench_parser(sub)
+    _add_run_parser(sub)
     return parser
 
 

@@ -1,0 +1,169 @@
+"""Running a study: points evaluated (local processes or Dask), cached by content hash, and the
+tidy table written to Parquet with its provenance.
+
+Each finished point is written at once to `<output dir>/.lowbit-cache/<point hash>.json` (write to
+a temporary file, then rename: a kill leaves either the whole file or none). A re-run evaluates only
+the points without a cache file, so a killed run resumes where it stopped. Failed points are
+recorded in the table (status 'failed' and the message) and not cached, so a re-run tries them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .point import evaluate, payloads
+from .schema import Study, load_study
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The table, where it was written, and how many points were computed, cached and failed."""
+
+    table: pd.DataFrame
+    path: Path
+    computed: int
+    cached: int
+    failed: int
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_json(path: Path, row: dict) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(row, f, default=float)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _atomic_write(path, write)
+
+
+def _local(todo: list[dict], workers: int) -> Iterator[dict]:
+    if workers <= 1:
+        for p in todo:
+            yield evaluate(p)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: forking a process whose Numba kernels started OpenMP threads aborts it
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(evaluate, p) for p in todo]):
+            yield future.result()
+
+
+def _dask(todo: list[dict], workers: int, scheduler: str | None) -> Iterator[dict]:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise RuntimeError("the Dask executor needs the 'dask' extra: pip install 'lowbit[dask]'") from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+    client = Client(scheduler or cluster)
+    try:
+        for future in as_completed(client.map(evaluate, todo, pure=False)):
+            yield future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def study_hash(study: Study) -> str:
+    return hashlib.sha256(study.model_dump_json().encode()).hexdigest()
+
+
+def _write_parquet(table: pd.DataFrame, path: Path, study: Study) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .. import __version__
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    provenance = {"lowbit_version": __version__, "study": study.name, "study_hash": study_hash(study),
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    meta = {**(arrow.schema.metadata or {}), b"lowbit": json.dumps(provenance).encode()}
+    _atomic_write(path, lambda tmp: pq.write_table(arrow.replace_schema_metadata(meta), tmp))
+
+
+def provenance(path: str | Path) -> dict:
+    """The provenance a results file carries: lowbit version, study name and hash, creation time (UTC)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(b"lowbit", b"{}"))
+
+
+def run_study(
+    study: Study | str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    executor: str | None = None,
+    progress: bool = True,
+    base: str | Path | None = None,
+) -> RunResult:
+    """Evaluate every point of a study (a Study or a YAML path) and write its table.
+
+    out_dir:   where the Parquet file and the point cache go (default: the study's output.dir,
+               relative to the current folder).
+    workers:   local processes (default: the study's `workers`).
+    scheduler: a Dask scheduler address (tcp://host:port); implies the Dask executor.
+    executor:  'local' or 'dask' (default: the study's).
+    base:      folder that workload paths are relative to (default: the study file's folder).
+    """
+    from .. import __version__
+
+    if not isinstance(study, Study):
+        base = base or Path(study).resolve().parent
+        study = load_study(study)
+    base = Path(base or ".").resolve()
+    out = Path(out_dir or study.output.dir)
+    cache = out / ".lowbit-cache"
+    points = payloads(study, base, __version__)
+    todo = [p for p in points if not (cache / f"{p['hash']}.json").exists()]
+    n_workers = workers or study.workers
+    use_dask = scheduler is not None or (executor or study.executor) == "dask"
+    rows = _dask(todo, n_workers, scheduler) if use_dask else _local(todo, n_workers)
+    fresh: dict[str, dict] = {}
+    from tqdm import tqdm
+
+    with tqdm(total=len(todo), desc=study.name, unit="point", disable=not progress or not todo) as bar:
+        for row in rows:
+            if row["status"] == "ok":
+                _write_json(cache / f"{row['point']}.json", row)
+            fresh[row["point"]] = row
+            bar.update()
+    table_rows = []
+    for p in points:
+        row = fresh.get(p["hash"])
+        if row is None:
+            with open(cache / f"{p['hash']}.json", encoding="utf-8") as f:
+                row = json.load(f)
+        table_rows.append(row)
+    table = pd.DataFrame(table_rows)
+    path = out / (study.output.file or f"{study.name}.parquet")
+    _write_parquet(table, path, study)
+    failed = int((table["status"] == "failed").sum()) if len(table) else 0
+    return RunResult(table, path, len(todo), len(points) - len(todo), failed)

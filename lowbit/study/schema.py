@@ -1,0 +1,330 @@
+"""The study file's schema (pydantic): versioned, unknown keys rejected, errors that name the path.
+
+A study declares formats (names, inline specs, or sweeps over spec fields), workloads (synthetic
+distributions, tensors from files, GEMM pairs), metrics, cost-model settings and where the table goes.
+`load_study(path)` parses and validates a YAML file; `StudyError` carries every problem, each as
+`path: message` (for example `formats[3].block: must be a positive integer, got 0`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+ROUNDINGS = ("rne", "rtz", "rna", "rup", "rdown", "stochastic")
+TENSOR_METRICS = ("mse", "relative_mse", "qsnr_db", "mae", "max_abs_error", "kl")
+
+
+class StudyError(ValueError):
+    """A study file that cannot be used; `problems` lists `path: message` lines."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        super().__init__(
+            f"{source}: " + ("; ".join(problems) if len(problems) == 1 else "\n  " + "\n  ".join(problems))
+        )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FormatSpec(_Strict):
+    """One format: a base name and the fields it changes, plus what runs before it."""
+
+    format: str
+    element: str | None = None
+    block: int | None = None
+    scale: str | None = None
+    rule: str | None = None
+    asymmetric: bool | None = None
+    rounding: Literal[ROUNDINGS] = "rne"  # type: ignore[valid-type]
+    seed: int = Field(default=0, description="seed of stochastic rounding")
+    hadamard: int | None = Field(default=None, description="Hadamard size (power of two) applied first")
+    hadamard_seed: int | None = Field(default=None, description="seed of the Hadamard's random signs")
+    label: str | None = None
+
+    @field_validator("block")
+    @classmethod
+    def _block(cls, v):
+        if v is not None and v < 1:
+            raise ValueError("must be a positive integer")
+        return v
+
+    @field_validator("hadamard")
+    @classmethod
+    def _hadamard(cls, v):
+        if v is not None and (v < 1 or v & (v - 1)):
+            raise ValueError("must be a power of two")
+        return v
+
+    def spec(self):
+        """The format spec (ValueError or TypeError when the fields do not make a format)."""
+        from ..formats import get_format
+
+        options: dict[str, Any] = {}
+        if self.element is not None:
+            options["element"] = get_format(self.element)
+        if self.block is not None:
+            options["block"] = self.block
+        if self.scale is not None:
+            options["scale"] = None if self.scale.lower() in ("fp32", "float32") else get_format(self.scale)
+        if self.rule is not None:
+            options["rule"] = self.rule
+        if self.asymmetric is not None:
+            options["asymmetric"] = self.asymmetric
+        return get_format(self.format, **options)
+
+    @property
+    def name(self) -> str:
+        """A readable label: the base name and every changed field."""
+        if self.label:
+            return self.label
+        parts = [self.format]
+        for key in ("element", "block", "scale", "rule", "asymmetric"):
+            value = getattr(self, key)
+            if value is not None:
+                parts.append(f"{key}={value}")
+        if self.rounding != "rne":
+            parts.append(f"rounding={self.rounding}")
+        if self.hadamard:
+            parts.append(f"hadamard={self.hadamard}")
+        return " ".join(parts)
+
+
+class Sweep(_Strict):
+    """The cartesian product of spec fields: `sweep: {format: [mxfp4, nvfp4], hadamard: [null, 16]}`."""
+
+    sweep: dict[str, list[Any]]
+
+    @field_validator("sweep")
+    @classmethod
+    def _fields(cls, v):
+        unknown = sorted(set(v) - set(FormatSpec.model_fields))
+        if unknown:
+            raise ValueError(f"unknown field(s) {unknown}; a sweep varies {sorted(FormatSpec.model_fields)}")
+        if "format" not in v:
+            raise ValueError("a sweep needs a 'format' list")
+        empty = [k for k, values in v.items() if not values]
+        if empty:
+            raise ValueError(f"empty list for {empty}")
+        return v
+
+    def expand(self) -> list[FormatSpec]:
+        keys = list(self.sweep)
+        return [FormatSpec(**dict(zip(keys, combo, strict=True))) for combo in itertools.product(*self.sweep.values())]
+
+
+def _format_kind(v: Any) -> str:
+    if isinstance(v, str):
+        return "name"
+    if isinstance(v, dict) and "sweep" in v:
+        return "sweep"
+    return "spec"
+
+
+FormatEntry = Annotated[
+    Annotated[str, Tag("name")] | Annotated[Sweep, Tag("sweep")] | Annotated[FormatSpec, Tag("spec")],
+    Discriminator(_format_kind),
+]
+
+
+class _Shaped(_Strict):
+    shape: list[Annotated[int, Field(ge=1)]] = [64, 1024]
+    seed: int = 0
+    name: str | None = None
+
+
+class Distribution(_Shaped):
+    """Normal, Laplace, uniform in [-1, 1], or log-normal activations (random sign x exp(N(0, sigma)))."""
+
+    kind: Literal["normal", "laplace", "uniform", "lognormal"]
+    sigma: float = Field(default=1.0, gt=0)
+
+
+class StudentT(_Shaped):
+    kind: Literal["student_t"]
+    df: float = Field(gt=0)
+
+
+class Outliers(_Shaped):
+    """Normal data with one element of every `group` along the last axis set to +-crest_factor times
+    the group's rms: each group's crest factor (max |x| / rms) is then about crest_factor."""
+
+    kind: Literal["outliers"]
+    crest_factor: float = Field(gt=1)
+    group: int = Field(default=32, ge=2)
+
+
+class NpyFile(_Strict):
+    kind: Literal["npy"]
+    path: str
+    name: str | None = None
+
+
+class SafetensorsFile(_Strict):
+    kind: Literal["safetensors"]
+    path: str
+    tensor: str
+    name: str | None = None
+
+
+Synthetic = Annotated[Distribution | StudentT | Outliers, Field(discriminator="kind")]
+
+
+class Gemm(_Strict):
+    """An activation x weight pair: a (M, K) and b (K, N) from synthetic workloads (b is drawn
+    (N, K) and transposed, so its blocks run along K)."""
+
+    kind: Literal["gemm"]
+    a: Synthetic
+    b: Synthetic
+    name: str | None = None
+
+
+Workload = Annotated[Distribution | StudentT | Outliers | NpyFile | SafetensorsFile | Gemm, Field(discriminator="kind")]
+
+
+class GemmMetric(_Strict):
+    gemm_relative_error: dict[Literal["accumulator", "chunk"], Any] = {}
+
+    @field_validator("gemm_relative_error")
+    @classmethod
+    def _acc(cls, v):
+        from ..formats.accumulator import get_accumulator
+
+        get_accumulator(v.get("accumulator", "fp32"))
+        return v
+
+
+Metric = Annotated[
+    Annotated[Literal[(*TENSOR_METRICS, "gemm_relative_error")], Tag("name")] | Annotated[GemmMetric, Tag("gemm")],
+    Discriminator(lambda v: "name" if isinstance(v, str) else "gemm"),
+]
+
+
+class Cost(_Strict):
+    """Cost-model settings (see lowbit.costmodel.estimate). b_format: the other operand of the unit
+    (default: the format itself)."""
+
+    node: str = "7nm"
+    lanes: int = Field(default=32, ge=1)
+    accumulator: str = "fp32"
+    partial_sum_bits: int | None = 24
+    b_format: str | None = None
+
+
+class Output(_Strict):
+    dir: str = "results"
+    file: str | None = None  # default: <study name>.parquet
+
+
+class Study(_Strict):
+    schema_version: Literal[SCHEMA_VERSION]  # type: ignore[valid-type]
+    name: str
+    description: str = ""
+    formats: list[FormatEntry] = Field(min_length=1)
+    workloads: list[Workload] = Field(min_length=1)
+    metrics: list[Metric] = ["mse", "qsnr_db"]
+    cost: Cost | None = None
+    output: Output = Output()
+    executor: Literal["local", "dask"] = "local"
+    workers: int = Field(default=1, ge=1)
+
+    def format_specs(self) -> list[FormatSpec]:
+        """Every format point, sweeps expanded, in file order."""
+        return [spec for _, spec in self.indexed_specs()]
+
+    def indexed_specs(self) -> list[tuple[int, FormatSpec]]:
+        out: list[tuple[int, FormatSpec]] = []
+        for i, entry in enumerate(self.formats):
+            if isinstance(entry, str):
+                out.append((i, FormatSpec(format=entry)))
+            elif isinstance(entry, Sweep):
+                out.extend((i, spec) for spec in entry.expand())
+            else:
+                out.append((i, entry))
+        return out
+
+
+_TAGS = {
+    "name",
+    "sweep",
+    "spec",
+    "gemm",
+    "normal",
+    "laplace",
+    "uniform",
+    "lognormal",
+    "student_t",
+    "outliers",
+    "npy",
+    "safetensors",
+}
+
+
+def _path(loc: tuple) -> str:
+    """('formats', 3, 'spec', 'block') -> 'formats[3].block' (the union tag after an index dropped)."""
+    out = ""
+    previous = None
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not (isinstance(previous, int) and part in _TAGS) and not str(part).startswith("function-"):
+            out += ("." if out else "") + str(part)
+        previous = part
+    return out or "(top level)"
+
+
+def _message(err: dict) -> str:
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    if "input" in err and err["type"] not in ("model_type",):
+        return f"{msg}, got {err['input']!r}"
+    return msg
+
+
+def validate_study(data: Any, source: str = "study") -> Study:
+    """A Study from parsed YAML, or StudyError naming every problem's path."""
+    if not isinstance(data, dict):
+        raise StudyError(source, [f"(top level): a study is a mapping of keys, got {type(data).__name__}"])
+    if "schema_version" in data and data["schema_version"] != SCHEMA_VERSION:
+        raise StudyError(
+            source, [f"schema_version: this lowbit reads version {SCHEMA_VERSION}, got {data['schema_version']!r}"]
+        )
+    try:
+        study = Study.model_validate(data)
+    except ValidationError as err:
+        raise StudyError(source, [f"{_path(e['loc'])}: {_message(e)}" for e in err.errors()]) from None
+    problems = []
+    for i, spec in study.indexed_specs():
+        try:
+            spec.spec()
+        except (ValueError, TypeError) as err:
+            where = f"formats[{i}]" + (f" ({spec.name})" if isinstance(study.formats[i], Sweep) else "")
+            problems.append(f"{where}: {err}")
+    if problems:
+        raise StudyError(source, problems)
+    return study
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise StudyError(str(p), [f"cannot read the file ({err.strerror})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise StudyError(str(p), [f"malformed YAML: {err}"]) from None
+    return validate_study(data, str(p))

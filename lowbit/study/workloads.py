@@ -1,0 +1,126 @@
+"""Workload data: synthetic distributions drawn from their seed, tensors read from files, GEMM pairs.
+
+Every array is float32 and 2-D (rows, K): quantization runs along the last axis. The same workload
+and seed give the same array, bit for bit, on every machine (NumPy's PCG64 generator).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .schema import Distribution, Gemm, NpyFile, Outliers, SafetensorsFile, StudentT
+
+
+@dataclass(frozen=True)
+class GemmPair:
+    a: np.ndarray  # (M, K)
+    b: np.ndarray  # (K, N)
+
+
+def _draw(w, rng: np.random.Generator) -> np.ndarray:
+    shape = tuple(w.shape)
+    if isinstance(w, StudentT):
+        return rng.standard_t(w.df, shape)
+    if isinstance(w, Outliers):
+        if shape[-1] % w.group:
+            raise ValueError(f"outliers: the last axis ({shape[-1]}) must be a multiple of group ({w.group})")
+        x = rng.standard_normal(shape).reshape(-1, w.group)
+        pick = rng.integers(0, w.group, x.shape[0])
+        rows = np.arange(x.shape[0])
+        others = np.sqrt((np.sum(x * x, axis=1) - x[rows, pick] ** 2) / (w.group - 1))
+        x[rows, pick] = np.where(rng.random(x.shape[0]) < 0.5, -1.0, 1.0) * w.crest_factor * others
+        return x.reshape(shape)
+    if w.kind == "normal":
+        return rng.standard_normal(shape) * w.sigma
+    if w.kind == "laplace":
+        return rng.laplace(0.0, w.sigma, shape)
+    if w.kind == "uniform":
+        return rng.uniform(-1.0, 1.0, shape)
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0) * np.exp(rng.standard_normal(shape) * w.sigma)  # lognormal
+
+
+def synthetic(w: Distribution | StudentT | Outliers) -> np.ndarray:
+    x = _draw(w, np.random.default_rng(w.seed)).astype(np.float32)
+    return x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+
+
+def _resolve(path: str, base: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else base / p
+
+
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I8": np.int8, "I16": np.int16,
+                       "I32": np.int32, "U8": np.uint8}  # fmt: skip
+
+
+def read_safetensors(path: Path, tensor: str) -> np.ndarray:
+    """One tensor of a .safetensors file: an 8-byte little-endian header length, a JSON header of
+    {name: {dtype, shape, data_offsets}}, then the raw little-endian data."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        if tensor not in header:
+            names = sorted(k for k in header if k != "__metadata__")
+            raise ValueError(f"safetensors: no tensor {tensor!r} in {path.name}; it has {names[:10]}")
+        info = header[tensor]
+        start, end = info["data_offsets"]
+        f.seek(8 + n + start)
+        raw = f.read(end - start)
+    if info["dtype"] == "BF16":
+        return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32).reshape(info["shape"])
+    if info["dtype"] not in _SAFETENSORS_DTYPES:
+        raise ValueError(f"safetensors: dtype {info['dtype']} of {tensor!r} is not supported")
+    return np.frombuffer(raw, np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<")).reshape(info["shape"])
+
+
+def _as_matrix(x: np.ndarray, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu" or x.size == 0:
+        raise ValueError(f"{what}: needs a non-empty numeric array, got dtype {x.dtype} and shape {x.shape}")
+    x = x.astype(np.float32)
+    return x.reshape(1, -1) if x.ndim == 1 else x.reshape(-1, x.shape[-1])
+
+
+def load(w, base: Path) -> np.ndarray | GemmPair:
+    """The data of a workload (paths are relative to `base`, the study file's folder)."""
+    if isinstance(w, NpyFile):
+        p = _resolve(w.path, base)
+        return _as_matrix(np.load(p, allow_pickle=False), f"npy {p.name}")
+    if isinstance(w, SafetensorsFile):
+        p = _resolve(w.path, base)
+        return _as_matrix(read_safetensors(p, w.tensor), f"safetensors {p.name}:{w.tensor}")
+    if isinstance(w, Gemm):
+        a, b = synthetic(w.a), synthetic(w.b)
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"gemm: a has K = {a.shape[1]} and b has K = {b.shape[1]}; they must match")
+        return GemmPair(a, np.ascontiguousarray(b.T))
+    return synthetic(w)
+
+
+def label(w) -> str:
+    """A short readable name of a workload."""
+    if w.name:
+        return w.name
+    if isinstance(w, Gemm):
+        return f"gemm({label(w.a)} x {label(w.b)})"
+    if isinstance(w, (NpyFile, SafetensorsFile)):
+        return Path(w.path).name + (f":{w.tensor}" if isinstance(w, SafetensorsFile) else "")
+    extra = {"student_t": f" df={getattr(w, 'df', '')}", "outliers": f" crest={getattr(w, 'crest_factor', '')}"}
+    return f"{w.kind}{extra.get(w.kind, '')} {'x'.join(map(str, w.shape))} seed={w.seed}"
+
+
+def fingerprint(w, base: Path) -> str:
+    """Content identity of a workload: its fields, plus the file's bytes for file workloads."""
+    text = w.model_dump_json()
+    if isinstance(w, (NpyFile, SafetensorsFile)):
+        p = _resolve(w.path, base)
+        try:
+            text += hashlib.sha256(p.read_bytes()).hexdigest()
+        except OSError:
+            text += "missing"
+    return text

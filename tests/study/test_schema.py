@@ -1,0 +1,99 @@
+"""The study schema: one test per class of error, each naming the path; a valid study expands."""
+
+import copy
+
+import pytest
+
+from lowbit.study import StudyError, load_study, validate_study
+
+BASE = {
+    "schema_version": 1,
+    "name": "t",
+    "formats": [
+        "mxfp4",
+        {"format": "nvfp4", "hadamard": 16},
+        {"sweep": {"format": ["mxfp4", "mxint8"], "block": [16, 32]}},
+    ],
+    "workloads": [{"kind": "normal", "shape": [4, 64]}],
+    "metrics": ["mse", {"gemm_relative_error": {"accumulator": "fp16"}}],
+    "cost": {"node": "7nm"},
+}
+
+
+def problems(mutate) -> str:
+    d = copy.deepcopy(BASE)
+    mutate(d)
+    with pytest.raises(StudyError) as err:
+        validate_study(d)
+    return str(err.value)
+
+
+def test_valid_study_expands_sweeps():
+    study = validate_study(copy.deepcopy(BASE))
+    names = [s.name for s in study.format_specs()]
+    assert names == ["mxfp4", "nvfp4 hadamard=16", "mxfp4 block=16", "mxfp4 block=32", "mxint8 block=16",
+                     "mxint8 block=32"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(colour="red"), "colour: unknown key"),  # unknown top-level key
+        (lambda d: d["formats"].append({"format": "mxfp4", "blok": 64}), "formats[3].blok: unknown key"),  # typo
+        (
+            lambda d: d["formats"].append({"format": "mxfp4", "block": 0}),
+            "formats[3].block: must be a positive integer, got 0",
+        ),
+        (
+            lambda d: d["formats"].append({"format": "mxfp4", "block": "big"}),
+            "formats[3].block: Input should be a valid integer",
+        ),
+        (
+            lambda d: d["formats"].append({"format": "mxfp4", "hadamard": 12}),
+            "formats[3].hadamard: must be a power of two",
+        ),
+        (lambda d: d["formats"].append("mxfp5"), "formats[3]: format: unknown name 'mxfp5'; did you mean 'mxfp4'"),
+        (
+            lambda d: d["formats"].append({"sweep": {"format": ["nf4"], "rule": ["ceil"]}}),
+            "formats[3] (nf4 rule=ceil): rule 'ceil'",
+        ),
+        (
+            lambda d: d["formats"].append({"sweep": {"format": ["mxfp4"], "blocks": [1]}}),
+            "formats[3].sweep: unknown field(s) ['blocks']",
+        ),
+        (lambda d: d["workloads"].append({"kind": "gaussian"}), "workloads[1]: Input tag 'gaussian'"),
+        (lambda d: d["workloads"].append({"kind": "student_t"}), "workloads[1].df: required key is missing"),
+        (
+            lambda d: d["workloads"].append({"kind": "outliers", "crest_factor": 0.5}),
+            "workloads[1].crest_factor: Input should be greater than 1",
+        ),
+        (
+            lambda d: d["workloads"].append({"kind": "normal", "shape": [0, 4]}),
+            "workloads[1].shape[0]: Input should be greater than or equal to 1",
+        ),
+        (lambda d: d["metrics"].append("msee"), "metrics[2]: Input should be 'mse'"),
+        (
+            lambda d: d["metrics"].append({"gemm_relative_error": {"accumulator": "fp31"}}),
+            "metrics[2].gemm_relative_error: accumulator: unknown name 'fp31'",
+        ),
+        (lambda d: d["cost"].update(lanes=0), "cost.lanes: Input should be greater than or equal to 1, got 0"),
+        (lambda d: d.update(schema_version=2), "schema_version: this lowbit reads version 1, got 2"),
+        (lambda d: d.pop("name"), "name: required key is missing"),
+        (lambda d: d.update(formats=[]), "formats: List should have at least 1 item"),
+        (lambda d: d.update(executor="spark"), "executor: Input should be 'local' or 'dask'"),
+    ],
+)
+def test_errors_name_the_path(mutate, message):
+    assert message in problems(mutate)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(StudyError, match="cannot read the file"):
+        load_study(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema_version: 1\nformats: [mxfp4\n")
+    with pytest.raises(StudyError, match="malformed YAML"):
+        load_study(bad)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(StudyError, match=r"\(top level\): a study is a mapping"):
+        load_study(bad)
