@@ -91,6 +91,7 @@ def evaluate(payload: dict) -> dict:
         "point": payload["hash"],
         "workload": payload["workload_label"],
         "workload_kind": payload["workload_kind"],
+        **payload.get("workload_params", {}),
         "status": "ok",
         "error": "",
     }
@@ -131,6 +132,15 @@ def evaluate(payload: dict) -> dict:
     return row
 
 
+WORKLOAD_PARAMS = ("crest_factor", "df", "sigma", "group", "seed")
+
+
+def _params(w) -> dict:
+    """The numeric parameters of a synthetic workload, as columns w_<name>."""
+    dump = w.model_dump()
+    return {f"w_{k}": dump[k] for k in WORKLOAD_PARAMS if k in dump}
+
+
 def payloads(study: Study, base: Path, version: str) -> list[dict]:
     """Every point of a study (workloads outer, formats inner), each with its content hash."""
     import hashlib
@@ -153,6 +163,7 @@ def payloads(study: Study, base: Path, version: str) -> list[dict]:
                     "workload_json": wjson,
                     "workload_label": label(w),
                     "workload_kind": w.kind if not isinstance(w, Gemm) else "gemm",
+                    "workload_params": _params(w),
                     "metrics": metrics,
                     "cost": cost,
                     "base": str(base),

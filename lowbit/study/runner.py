@@ -90,7 +90,15 @@ def _dask(todo: list[dict], workers: int, scheduler: str | None) -> Iterator[dic
 
 
 def study_hash(study: Study) -> str:
-    return hashlib.sha256(study.model_dump_json().encode()).hexdigest()
+    """Content hash of what a study computes: its name, every expanded format, workloads, metrics, cost."""
+    content = {
+        "name": study.name,
+        "formats": [s.model_dump() for s in study.format_specs()],
+        "workloads": [w.model_dump() for w in study.workloads],
+        "metrics": [m if isinstance(m, str) else m.model_dump() for m in study.metrics],
+        "cost": None if study.cost is None else study.cost.model_dump(),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _write_parquet(table: pd.DataFrame, path: Path, study: Study) -> None:

@@ -236,6 +236,18 @@ class Study(_Strict):
     executor: Literal["local", "dask"] = "local"
     workers: int = Field(default=1, ge=1)
 
+    def reduced(self, rows: int = 8) -> Study:
+        """The same study on workloads of at most `rows` rows (a quick check of a long study)."""
+
+        def shrink(w):
+            if isinstance(w, Gemm):
+                return w.model_copy(update={"a": shrink(w.a), "b": shrink(w.b)})
+            if hasattr(w, "shape"):
+                return w.model_copy(update={"shape": [min(w.shape[0], rows), *w.shape[1:]]})
+            return w
+
+        return self.model_copy(update={"workloads": [shrink(w) for w in self.workloads]})
+
     def format_specs(self) -> list[FormatSpec]:
         """Every format point, sweeps expanded, in file order."""
         return [spec for _, spec in self.indexed_specs()]
