@@ -16,6 +16,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/lowbit run studies/quickstart.yaml -o results
+	$(VENV)/bin/lowbit dashboard results
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -97,7 +97,33 @@ def _add_run_parser(sub) -> None:
     run.set_defaults(func=_cmd_run)
 
 
-BENCHMARKS = ("elements", "blocks", "matmul", "cuda")
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .dashboard import create_app
+
+    root = Path(args.results_dir)
+    if not root.is_dir():
+        print(f"lowbit: error: results_dir: no folder {root}", file=sys.stderr)
+        return 2
+    app = create_app(root)
+    print(
+        f"lowbit dashboard on http://{args.host}:{args.port}/ (results from {root.resolve()}); Ctrl-C stops it",
+        flush=True,
+    )
+    app.run(host=args.host, port=args.port, debug=False)
+    return 0
+
+
+def _add_dashboard_parser(sub) -> None:
+    dash = sub.add_parser("dashboard", help="serve the accuracy-against-cost explorer over a results folder")
+    dash.add_argument("results_dir", help="folder of Parquet tables (lowbit run's output)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    dash.add_argument("--port", type=int, default=8050)
+    dash.set_defaults(func=_cmd_dashboard)
+
+
+BENCHMARKS = ("elements", "blocks", "matmul", "dashboard", "cuda")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -153,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cost_parser(sub)
     _add_bench_parser(sub)
     _add_run_parser(sub)
+    _add_dashboard_parser(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ and Dask workers can run it. A point that raises becomes a row with status 'fail
 from __future__ import annotations
 
 import functools
+import json
 import math
 import traceback
 from pathlib import Path
@@ -92,6 +93,10 @@ def evaluate(payload: dict) -> dict:
         "workload": payload["workload_label"],
         "workload_kind": payload["workload_kind"],
         **payload.get("workload_params", {}),
+        # the point's own inputs, as JSON, so that a viewer can rebuild the format and the data
+        "format_spec": spec.model_dump_json(),
+        "workload_spec": payload["workload_json"],
+        "cost_spec": "" if payload["cost"] is None else json.dumps(payload["cost"]),
         "status": "ok",
         "error": "",
     }

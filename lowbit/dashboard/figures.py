@@ -1,0 +1,105 @@
+"""Pure figure functions: data in, Plotly figure out (the tests call them directly)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..study import pareto_front
+from .data import ACCURACY, COST, HIGHER_IS_BETTER
+
+HOVER_COLUMNS = ("format", "element", "block", "scale", "rule", "rounding", "hadamard", "bits_per_element", "workload")
+SVG_LIMIT = 5000  # above this many points the scatter draws on a WebGL canvas
+LOG_AXIS = {"mse", "relative_mse", "mae", "max_abs_error", "kl", "energy_pj_per_mac", "area_um2", "area_per_lane_um2"}
+
+
+def _hover(df: pd.DataFrame) -> list[str]:
+    """'column: value' lines of the spec columns, built column-wise (a loop over rows is too slow for
+    ten thousand points)."""
+    cols = [c for c in HOVER_COLUMNS if c in df.columns]
+    if not cols or not len(df):
+        return [""] * len(df)
+    text = f"{cols[0]}: " + df[cols[0]].astype(str)
+    for c in cols[1:]:
+        text = text + f"<br>{c}: " + df[c].astype(str)
+    return text.tolist()
+
+
+def front_of(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """The Pareto front with the dashboard's sense of better: lower cost, and higher or lower
+    accuracy depending on the metric."""
+    return pareto_front(df, x, y, minimize_x=True, minimize_y=y not in HIGHER_IS_BETTER)
+
+
+def pareto_figure(df: pd.DataFrame, x: str, y: str, candidates: list[dict] | None = None) -> go.Figure:
+    """Every point (hover: its spec), the front as a line over them, and designer candidates."""
+    scatter = go.Scatter if len(df) <= SVG_LIMIT else go.Scattergl
+    fig = go.Figure()
+    if len(df):
+        fig.add_trace(scatter(x=df[x], y=df[y], mode="markers", name="points", text=_hover(df),
+                              customdata=[int(i) for i in df.index], hovertemplate="%{text}<extra></extra>",
+                              marker={"size": 7, "opacity": 0.6}))  # fmt: skip
+        front = front_of(df, x, y)
+        fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines+markers", name="Pareto front",
+                                 text=_hover(front), customdata=[int(i) for i in front.index],
+                                 hovertemplate="%{text}<extra></extra>", line={"shape": "hv"}))  # fmt: skip
+    for c in candidates or []:
+        fig.add_trace(go.Scatter(x=[c["x"]], y=[c["y"]], mode="markers+text", name=f"candidate: {c['label']}",
+                                 text=[c["label"]], textposition="top center",
+                                 marker={"size": 14, "symbol": "star", "color": "crimson"}))  # fmt: skip
+    fig.update_layout(xaxis_title=COST.get(x, x), yaxis_title=ACCURACY.get(y, y), template="plotly_white",
+                      margin={"l": 60, "r": 20, "t": 30, "b": 50}, legend={"orientation": "h"})  # fmt: skip
+    if y in LOG_AXIS:  # errors span decades
+        fig.update_yaxes(type="log")
+    if x in LOG_AXIS:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def value_grid_figure(values: np.ndarray, name: str) -> go.Figure:
+    """The element format's values (codes) on a number line."""
+    v = np.unique(np.asarray(values, float)[np.isfinite(values)])
+    fig = go.Figure(go.Scatter(x=v, y=np.zeros_like(v), mode="markers", marker={"symbol": "line-ns-open", "size": 18},
+                               hovertemplate="%{x}<extra></extra>", name="values"))  # fmt: skip
+    fig.update_layout(title=f"{name}: {len(v)} values", yaxis={"visible": False}, height=180, template="plotly_white",
+                      margin={"l": 30, "r": 20, "t": 40, "b": 30})  # fmt: skip
+    return fig
+
+
+def error_magnitude_figure(x: np.ndarray, q: np.ndarray, bins: int = 40) -> go.Figure:
+    """Mean |error| against |x| (log-spaced bins of the input magnitude)."""
+    ax = np.abs(np.asarray(x, float)).ravel()
+    err = np.abs(np.asarray(q, float) - np.asarray(x, float)).ravel()
+    pos = ax > 0
+    fig = go.Figure()
+    if pos.any():
+        edges = np.geomspace(ax[pos].min(), ax[pos].max(), bins + 1)
+        idx = np.clip(np.digitize(ax[pos], edges) - 1, 0, bins - 1)
+        sums = np.bincount(idx, err[pos], bins)
+        counts = np.bincount(idx, minlength=bins)
+        centers = np.sqrt(edges[:-1] * edges[1:])
+        ok = counts > 0
+        fig.add_trace(go.Scatter(x=centers[ok], y=sums[ok] / counts[ok], mode="lines+markers", name="mean |error|"))
+    fig.update_layout(xaxis={"type": "log", "title": "|x|"}, yaxis={"title": "mean |error|"}, template="plotly_white",
+                      height=280, margin={"l": 60, "r": 20, "t": 20, "b": 50})  # fmt: skip
+    return fig
+
+
+def error_histogram_figure(x: np.ndarray, q: np.ndarray, bins: int = 80) -> go.Figure:
+    err = (np.asarray(q, float) - np.asarray(x, float)).ravel()
+    fig = go.Figure(go.Histogram(x=err, nbinsx=bins, name="error"))
+    fig.update_layout(xaxis_title="error (quantized - original)", yaxis_title="count", template="plotly_white",
+                      height=280, margin={"l": 60, "r": 20, "t": 20, "b": 50})  # fmt: skip
+    return fig
+
+
+def cost_breakdown_figure(components: list[tuple[str, float, float]]) -> go.Figure:
+    """Area (um^2) and energy (pJ/MAC) of each component, as two bar charts side by side."""
+    names = [c[0] for c in components]
+    fig = go.Figure([go.Bar(x=names, y=[c[1] for c in components], name="area (um^2)", yaxis="y"),
+                     go.Bar(x=names, y=[c[2] for c in components], name="energy (pJ/MAC)", yaxis="y2")])  # fmt: skip
+    fig.update_layout(barmode="group", yaxis={"title": "area (um^2)"}, template="plotly_white", height=320,
+                      yaxis2={"title": "energy (pJ/MAC)", "overlaying": "y", "side": "right"},
+                      margin={"l": 60, "r": 60, "t": 20, "b": 90}, legend={"orientation": "h"})  # fmt: skip
+    return fig

@@ -1,0 +1,103 @@
+"""Figure functions and views on small tables: traces, fronts, messages for bad folders, and refusal of
+anything outside the results folder."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lowbit.dashboard import create_app, figures, views
+from lowbit.study import pareto_front
+
+
+def frame():
+    return pd.DataFrame({
+        "format": ["a", "b", "c", "d", "e"],
+        "bits_per_element": [2.0, 4.0, 4.0, 8.0, 8.25],
+        "qsnr_db": [5.0, 18.0, 16.0, 31.0, 30.0],
+        "mse": [0.3, 0.016, 0.02, 0.0008, 0.001],
+    })  # fmt: skip
+
+
+def test_pareto_figure_front_equals_pareto_front():
+    df = frame()
+    fig = figures.pareto_figure(df, "bits_per_element", "qsnr_db")
+    points, front = fig.data[0], fig.data[1]
+    assert list(points.x) == df.bits_per_element.tolist() and list(points.y) == df.qsnr_db.tolist()
+    want = pareto_front(df, "bits_per_element", "qsnr_db")
+    assert list(front.x) == want.bits_per_element.tolist() and list(front.y) == want.qsnr_db.tolist()
+    assert want.format.tolist() == ["a", "b", "d"]
+    assert fig.layout.xaxis.title.text == "bits per element" and fig.layout.yaxis.title.text == "QSNR (dB)"
+    assert "format: b" in front.text[1]  # hover holds the spec
+
+
+def test_lower_is_better_metrics_flip_the_front():
+    fig = figures.pareto_figure(frame(), "bits_per_element", "mse")
+    want = pareto_front(frame(), "bits_per_element", "mse", minimize_y=True)
+    assert list(fig.data[1].y) == want.mse.tolist()
+
+
+def test_candidates_and_big_tables():
+    fig = figures.pareto_figure(frame(), "bits_per_element", "qsnr_db", [{"label": "e3m2 b32", "x": 6.25, "y": 27.0}])
+    assert fig.data[-1].name == "candidate: e3m2 b32" and list(fig.data[-1].x) == [6.25]
+    big = pd.DataFrame({"format": ["f"] * 10000, "bits_per_element": np.arange(10000.0),
+                        "qsnr_db": np.arange(10000.0)})  # fmt: skip
+    assert figures.pareto_figure(big, "bits_per_element", "qsnr_db").data[0].type == "scattergl"
+
+
+def test_detail_figures():
+    x = np.linspace(-4, 4, 1001)
+    q = np.round(x)
+    assert len(figures.value_grid_figure(np.array([-1.0, 0.0, 1.0, np.nan]), "ternary").data[0].x) == 3
+    mag = figures.error_magnitude_figure(x, q)
+    assert np.all(np.asarray(mag.data[0].y) <= 0.5 + 1e-12)
+    assert len(figures.error_histogram_figure(x, q).data[0].x) == 1001
+    bars = figures.cost_breakdown_figure([("multipliers", 10.0, 0.1), ("adder tree", 5.0, 0.05)])
+    assert list(bars.data[0].y) == [10.0, 5.0] and list(bars.data[1].y) == [0.1, 0.05]
+
+
+def test_views_on_results(results):
+    table = views.table_options(results)
+    assert table == ["dash.parquet"]
+    c = views.choices(results, table[0])
+    assert c["workload"] == ["normal", "laplace"] and "qsnr_db" in c["metric"] and "area_um2" in c["cost"]
+    fig, rows, message = views.pareto_view(results, table[0], "normal", "qsnr_db", "bits_per_element", {}, [])
+    assert message == "" and len(fig.data[0].x) == 7 and rows
+    df = pd.read_parquet(results / table[0])
+    want = pareto_front(df[df.workload == "normal"], "bits_per_element", "qsnr_db")
+    assert [r["format"] for r in rows] == want.format.tolist()
+    fig, rows, _ = views.pareto_view(results, table[0], "normal", "qsnr_db", "bits_per_element",
+                                     {"family": ["scaled"]}, [])  # fmt: skip
+    assert len(fig.data[0].x) == 6  # the block-scaled formats: all but float8_e4m3fn
+    title, grid, mag, hist, bars = views.detail_view(results, table[0], None, {}, int(want.index[0]))
+    assert title.startswith(want.format.iloc[0]) and len(grid.data) == 1 and len(hist.data) == 1
+    cands, msg = views.design_view(results, table[0], "normal", "qsnr_db", "bits_per_element", "e3m2", 32, "e8m0",
+                                   "ocp_floor", [])  # fmt: skip
+    assert len(cands) == 1 and cands[0]["x"] == 6.25 and msg.startswith("Candidate")
+    cands, msg = views.design_view(results, table[0], "normal", "qsnr_db", "area_um2", "e9m9", 32, "e8m0", "absmax", [])
+    assert cands == [] and msg.startswith("Cannot build that format")
+
+
+def test_messages_for_empty_corrupt_and_failed(tmp_path):
+    fig, rows, message = views.pareto_view(tmp_path, None, None, "qsnr_db", "bits_per_element", {}, [])
+    assert message.startswith("No results in") and rows == []
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
+    _, _, message = views.pareto_view(tmp_path, "broken.parquet", None, "qsnr_db", "bits_per_element", {}, [])
+    assert message.startswith("Cannot read broken.parquet")
+    df = frame().assign(workload="w", status=["ok", "ok", "failed", "ok", "ok"], error=["", "", "boom", "", ""])
+    df.to_parquet(tmp_path / "partial.parquet")
+    fig, _, message = views.pareto_view(tmp_path, "partial.parquet", "w", "qsnr_db", "bits_per_element", {}, [])
+    assert "1 failed point(s) left out: c on w: boom" in message and len(fig.data[0].x) == 4
+
+
+@pytest.mark.parametrize("name", ["../dash.parquet", "/etc/passwd", "..", "sub/x.parquet", "..\\\\x.parquet"])
+def test_views_refuse_paths_outside(results, name):
+    _, rows, message = views.pareto_view(results, name, None, "qsnr_db", "bits_per_element", {}, [])
+    assert message.startswith("Refused") and rows == []
+
+
+@pytest.mark.parametrize("url", ["/../../etc/passwd", "/assets/../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
+                                 "/_dash-component-suites/%252e%252e/x", "/assets/..%2f..%2fsecret"])  # fmt: skip
+def test_http_traversal_is_refused(results, url):
+    client = create_app(results).server.test_client()
+    assert client.get(url).status_code == 400
+    assert client.get("/").status_code == 200
