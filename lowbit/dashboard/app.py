@@ -68,9 +68,7 @@ def _register(app: dash.Dash, root: Path) -> None:
                    Output(ids.SCALE, "options")], Input(ids.TABLE, "value"))  # fmt: skip
     def _table(table):
         c = views.choices(root, table)
-        return (c["workload"], (c["workload"] or [None])[0], [{"label": ACCURACY[m], "value": m} for m in c["metric"]],
-                (c["metric"] or [None])[0], [{"label": COST[m], "value": m} for m in c["cost"]],
-                (c["cost"] or [None])[0], c["family"], c["element"], c["block"], c["scale"])  # fmt: skip
+        return views.dropdowns(c, ACCURACY, COST)
 
     @app.callback([Output(ids.PARETO, "figure"), Output(ids.FRONT_TABLE, "data"), Output(ids.MESSAGE, "children")],
                   [Input(ids.TABLE, "value"), Input(ids.WORKLOAD, "value"), Input(ids.METRIC, "value"),

@@ -50,7 +50,7 @@ def pareto_figure(df: pd.DataFrame, x: str, y: str, candidates: list[dict] | Non
                                  marker={"size": 14, "symbol": "star", "color": "crimson"}))  # fmt: skip
     fig.update_layout(xaxis_title=COST.get(x, x), yaxis_title=ACCURACY.get(y, y), template="plotly_white",
                       margin={"l": 60, "r": 20, "t": 30, "b": 50}, legend={"orientation": "h"})  # fmt: skip
-    if y in LOG_AXIS:  # errors span decades
+    if y in LOG_AXIS or y.startswith("gemm_relative_error"):  # errors span decades
         fig.update_yaxes(type="log")
     if x in LOG_AXIS:
         fig.update_xaxes(type="log")

@@ -28,11 +28,25 @@ def choices(root: Path, table: str | None) -> dict[str, list]:
     if df.empty:
         return {**out, **{f: [] for f in FILTERS}}
     out["workload"] = list(dict.fromkeys(df["workload"]))
-    out["metric"] = [m for m in ACCURACY if m in df.columns and df[m].notna().any()]
+    gemm = [c for c in df.columns if c.startswith("gemm_relative_error")]
+    out["metric"] = [m for m in [*ACCURACY, *gemm] if m in df.columns and df[m].notna().any()]
     out["cost"] = [c for c in COST if c in df.columns and df[c].notna().any()]
     for f in FILTERS:
         out[f] = sorted(map(str, df[f].dropna().unique())) if f in df.columns else []
     return out
+
+
+def dropdowns(c: dict, accuracy: dict, cost: dict) -> tuple:
+    """The table callback's outputs: workload options and value, metric and cost options (labelled)
+    and values, and the four filters' options."""
+
+    def first(values):
+        return values[0] if values else None
+
+    metrics = [{"label": accuracy.get(m, m), "value": m} for m in c["metric"]]
+    costs = [{"label": cost.get(m, m), "value": m} for m in c["cost"]]
+    return (c["workload"], first(c["workload"]), metrics, first(c["metric"]), costs, first(c["cost"]),
+            c["family"], c["element"], c["block"], c["scale"])  # fmt: skip
 
 
 def filtered(df: pd.DataFrame, workload: str | None, filters: dict) -> pd.DataFrame:

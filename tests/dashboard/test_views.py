@@ -77,6 +77,14 @@ def test_views_on_results(results):
     assert cands == [] and msg.startswith("Cannot build that format")
 
 
+def test_gemm_error_is_an_accuracy_axis(tmp_path):
+    df = frame().assign(workload="g", gemm_relative_error_fp16=[0.3, 0.05, 0.06, 0.01, 0.02])
+    df.to_parquet(tmp_path / "g.parquet")
+    assert "gemm_relative_error_fp16" in views.choices(tmp_path, "g.parquet")["metric"]
+    fig, rows, _ = views.pareto_view(tmp_path, "g.parquet", "g", "gemm_relative_error_fp16", "bits_per_element", {}, [])
+    assert [r["format"] for r in rows] == ["a", "b", "d"] and fig.layout.yaxis.type == "log"
+
+
 def test_messages_for_empty_corrupt_and_failed(tmp_path):
     fig, rows, message = views.pareto_view(tmp_path, None, None, "qsnr_db", "bits_per_element", {}, [])
     assert message.startswith("No results in") and rows == []
