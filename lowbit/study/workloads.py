@@ -7,7 +7,6 @@ and seed give the same array, bit for bit, on every machine (NumPy's PCG64 gener
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,28 +53,11 @@ def _resolve(path: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
-_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I8": np.int8, "I16": np.int16,
-                       "I32": np.int32, "U8": np.uint8}  # fmt: skip
-
-
 def read_safetensors(path: Path, tensor: str) -> np.ndarray:
-    """One tensor of a .safetensors file: an 8-byte little-endian header length, a JSON header of
-    {name: {dtype, shape, data_offsets}}, then the raw little-endian data."""
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-        if tensor not in header:
-            names = sorted(k for k in header if k != "__metadata__")
-            raise ValueError(f"safetensors: no tensor {tensor!r} in {path.name}; it has {names[:10]}")
-        info = header[tensor]
-        start, end = info["data_offsets"]
-        f.seek(8 + n + start)
-        raw = f.read(end - start)
-    if info["dtype"] == "BF16":
-        return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32).reshape(info["shape"])
-    if info["dtype"] not in _SAFETENSORS_DTYPES:
-        raise ValueError(f"safetensors: dtype {info['dtype']} of {tensor!r} is not supported")
-    return np.frombuffer(raw, np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<")).reshape(info["shape"])
+    """One tensor of a .safetensors file (see lowbit.models.safetensors)."""
+    from ..models.safetensors import read_tensor
+
+    return read_tensor(path, tensor)
 
 
 def _as_matrix(x: np.ndarray, what: str) -> np.ndarray:
