@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 from ..study import pareto_front
 from .data import ACCURACY, COST, HIGHER_IS_BETTER
 
-HOVER_COLUMNS = ("format", "element", "block", "scale", "rule", "rounding", "hadamard", "bits_per_element", "workload")
+HOVER_COLUMNS = ("format", "family", "element", "bits", "block", "scale", "rule", "asymmetric", "tensor_scale")
+HOVER_COLUMNS += ("rounding", "hadamard", "bits_per_element", "workload")
 SVG_LIMIT = 5000  # above this many points the scatter draws on a WebGL canvas
 LOG_AXIS = {"mse", "relative_mse", "mae", "max_abs_error", "kl", "energy_pj_per_mac", "area_um2", "area_per_lane_um2"}
 
