@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 ACCURACY = {"qsnr_db": "QSNR (dB)", "mse": "MSE", "relative_mse": "relative MSE", "mae": "MAE",
-            "max_abs_error": "max |error|", "kl": "KL (nats)", "fidelity": "model fidelity"}  # fmt: skip
+            "max_abs_error": "max |error|", "kl": "KL (nats)", "fidelity": "model fidelity (mean cosine)",
+            "retrieval_agreement": "retrieval agreement"}  # fmt: skip
 COST = {"bits_per_element": "bits per element", "area_um2": "area (um^2)", "area_per_lane_um2": "area per lane (um^2)",
         "energy_pj_per_mac": "energy (pJ/MAC)", "sram_pj_per_element": "SRAM energy (pJ/element)",
         "dram_pj_per_element": "DRAM energy (pJ/element)"}  # fmt: skip
-HIGHER_IS_BETTER = {"qsnr_db", "fidelity"}
+HIGHER_IS_BETTER = {"qsnr_db", "fidelity", "retrieval_agreement"}
 
 
 @dataclass(frozen=True)

@@ -124,16 +124,18 @@ def factors(x: np.ndarray, fmt) -> Factors:
     elems = table[np.asarray(enc.codes).astype(np.int64)]
     if isinstance(spec.element, IntFormat) and spec.rule.power_of_two:
         elems = elems * 2.0 ** -(spec.element.bits - 2)  # OCP MXINT8's fixed-point step
-    scale_codes = np.asarray(enc.scales).reshape(rows, -1, spec.scales_per_block)
+    # one row of scales per row of x, or a single scale for a per-tensor format (broadcast below)
+    scale_rows = 1 if spec.block == 0 else rows  # block 0: one scale for the whole tensor
+    scale_codes = np.asarray(enc.scales).reshape(scale_rows, -1, spec.scales_per_block)
     if isinstance(spec.scale, DoubleQuant):
         from .scales import dq_values
 
         scales = dq_values(scale_codes.reshape(-1), enc.meta["dq_absmax"], enc.meta["dq_offset"], spec.scale)
-        scales = np.asarray(scales, np.float64).reshape(rows, -1)
+        scales = np.asarray(scales, np.float64).reshape(scale_rows, -1)
     else:
-        scales = np.asarray(api._scale_values(scale_codes[..., 0], spec), np.float64).reshape(rows, -1)
+        scales = np.asarray(api._scale_values(scale_codes[..., 0], spec), np.float64).reshape(scale_rows, -1)
     if spec.asymmetric:  # integer elements with a zero point: (code - zero point) * scale
-        zero = np.asarray(api._scale_values(scale_codes[..., 1], spec), np.float64).reshape(rows, -1)
+        zero = np.asarray(api._scale_values(scale_codes[..., 1], spec), np.float64).reshape(scale_rows, -1)
         elems = elems - np.repeat(zero, spec.block or k, axis=1)[:, :k]
     block = spec.block if spec.block else max(k, 1)
     if scales.shape[0] != rows:  # one scale for the whole tensor

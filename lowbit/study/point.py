@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import gemm_relative_error, tensor_metrics
-from .schema import TENSOR_METRICS, Cost, FormatSpec, Gemm, Study
+from .schema import MODEL_METRICS, TENSOR_METRICS, Cost, FormatSpec, Gemm, Study
 from .workloads import GemmPair, label, load
 
 COST_COLUMNS = ("area_um2", "area_per_lane_um2", "energy_pj_per_mac", "sram_pj_per_element", "dram_pj_per_element")
@@ -84,6 +84,62 @@ def _cost(cost: Cost, fmt, k: int) -> dict:
     }
 
 
+MODEL_K = 384  # MiniLM's hidden size: the K that per-channel scales of its layers count bits over
+
+
+def _add_cost(row: dict, cost: dict | None, fmt, k: int) -> None:
+    if cost is None:
+        return
+    try:
+        row.update(_cost(Cost.model_validate(cost), fmt, k))
+    except (ValueError, TypeError) as err:
+        row.update({c: math.nan for c in COST_COLUMNS})
+        row["cost_error"] = str(err)
+
+
+def _model_workload(workload_json: str):
+    from pydantic import TypeAdapter
+
+    from .schema import ModelWorkload, Workload
+
+    w = TypeAdapter(Workload).validate_json(workload_json)
+    return w if isinstance(w, ModelWorkload) else None
+
+
+@functools.lru_cache(maxsize=2)
+def _model_reference(n: int):
+    """The model, its sentences and their float32 embeddings (once per process)."""
+    from ..models import load_minilm
+    from ..models.fidelity import sentences
+
+    model = load_minilm()
+    s = sentences(n)
+    return model, s, model.embed(s)
+
+
+def _evaluate_model(spec: FormatSpec, fmt, w, metrics) -> dict:
+    """Model metrics of a weight format on a model workload (tensor and GEMM metrics are NaN there)."""
+    from ..models.fidelity import mean_cosine, quantized_linear, retrieval_agreement
+
+    model, s, ref = _model_reference(w.sentences)
+    emb = model.embed(s, linear=quantized_linear(fmt, w.activations, w.accumulator))
+    out = _spec_columns(spec, fmt, MODEL_K)
+    out["shape"] = f"{len(s)} sentences"
+    for m in metrics:
+        name = (
+            m
+            if isinstance(m, str)
+            else "gemm_relative_error"
+            + (f"_{m['gemm_relative_error']['accumulator']}" if "accumulator" in m["gemm_relative_error"] else "")
+        )
+        out[name] = math.nan
+    if "fidelity" in metrics:
+        out["fidelity"] = mean_cosine(ref, emb)
+    if "retrieval_agreement" in metrics:
+        out["retrieval_agreement"] = retrieval_agreement(ref, emb)
+    return out
+
+
 def evaluate(payload: dict) -> dict:
     """The row of one point. payload: {study, spec, workload, workload_json, metrics, cost, base, hash}."""
     spec = FormatSpec.model_validate(payload["spec"])
@@ -102,6 +158,11 @@ def evaluate(payload: dict) -> dict:
     }
     try:
         fmt = spec.spec()
+        model = _model_workload(payload["workload_json"])
+        if model is not None:
+            row.update(_evaluate_model(spec, fmt, model, payload["metrics"]))
+            _add_cost(row, payload["cost"], fmt, MODEL_K)
+            return row
         data = _data(payload["workload_json"], payload["base"])
         k = (data.a if isinstance(data, GemmPair) else data).shape[1]
         row.update(_spec_columns(spec, fmt, k))
@@ -124,12 +185,8 @@ def evaluate(payload: dict) -> dict:
             row.update({n: math.nan for n in names})
         else:
             row.update(tensor_metrics(data, _quantize(data, spec, fmt), names))
-        if payload["cost"] is not None:
-            try:
-                row.update(_cost(Cost.model_validate(payload["cost"]), fmt, k))
-            except (ValueError, TypeError) as err:
-                row.update({c: math.nan for c in COST_COLUMNS})
-                row["cost_error"] = str(err)
+        row.update({m: math.nan for m in payload["metrics"] if isinstance(m, str) and m in MODEL_METRICS})
+        _add_cost(row, payload["cost"], fmt, k)
     except Exception as err:  # a failing point is recorded, and the study goes on
         row["status"] = "failed"
         row["error"] = f"{type(err).__name__}: {err}"

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 SCHEMA_VERSION = 1
 ROUNDINGS = ("rne", "rtz", "rna", "rup", "rdown", "stochastic")
 TENSOR_METRICS = ("mse", "relative_mse", "qsnr_db", "mae", "max_abs_error", "kl")
+MODEL_METRICS = ("fidelity", "retrieval_agreement")
 
 
 class StudyError(ValueError):
@@ -187,7 +188,22 @@ class Gemm(_Strict):
     name: str | None = None
 
 
-Workload = Annotated[Distribution | StudentT | Outliers | NpyFile | SafetensorsFile | Gemm, Field(discriminator="kind")]
+class ModelWorkload(_Strict):
+    """A real model (all-MiniLM-L6-v2) whose linear layers' weights take the format, on the first
+    `sentences` of lowbit's fidelity sentences; `activations` (a format) quantizes the layers' inputs
+    too, and their products then run through the GEMM emulator with `accumulator`."""
+
+    kind: Literal["model"]
+    model: Literal["minilm"] = "minilm"
+    sentences: int = Field(default=240, ge=2, le=240)
+    activations: str | None = None
+    accumulator: str = "fp32"
+    name: str | None = None
+
+
+Workload = Annotated[
+    Distribution | StudentT | Outliers | NpyFile | SafetensorsFile | Gemm | ModelWorkload, Field(discriminator="kind")
+]
 
 
 class GemmMetric(_Strict):
@@ -203,7 +219,8 @@ class GemmMetric(_Strict):
 
 
 Metric = Annotated[
-    Annotated[Literal[(*TENSOR_METRICS, "gemm_relative_error")], Tag("name")] | Annotated[GemmMetric, Tag("gemm")],
+    Annotated[Literal[(*TENSOR_METRICS, *MODEL_METRICS, "gemm_relative_error")], Tag("name")]
+    | Annotated[GemmMetric, Tag("gemm")],
     Discriminator(lambda v: "name" if isinstance(v, str) else "gemm"),
 ]
 
@@ -240,6 +257,8 @@ class Study(_Strict):
         """The same study on workloads of at most `rows` rows (a quick check of a long study)."""
 
         def shrink(w):
+            if isinstance(w, ModelWorkload):
+                return w.model_copy(update={"sentences": min(w.sentences, max(2, rows // 2))})
             if isinstance(w, Gemm):
                 return w.model_copy(update={"a": shrink(w.a), "b": shrink(w.b)})
             if hasattr(w, "shape"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .schema import Distribution, Gemm, NpyFile, Outliers, SafetensorsFile, StudentT
+from .schema import Distribution, Gemm, ModelWorkload, NpyFile, Outliers, SafetensorsFile, StudentT
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ def load(w, base: Path) -> np.ndarray | GemmPair:
     if isinstance(w, SafetensorsFile):
         p = _resolve(w.path, base)
         return _as_matrix(read_safetensors(p, w.tensor), f"safetensors {p.name}:{w.tensor}")
+    if isinstance(w, ModelWorkload):
+        raise ValueError("model workloads have no tensor data; the runner evaluates them as models")
     if isinstance(w, Gemm):
         a, b = synthetic(w.a), synthetic(w.b)
         if a.shape[1] != b.shape[1]:
@@ -92,6 +94,9 @@ def label(w) -> str:
         return f"gemm({label(w.a)} x {label(w.b)})"
     if isinstance(w, (NpyFile, SafetensorsFile)):
         return Path(w.path).name + (f":{w.tensor}" if isinstance(w, SafetensorsFile) else "")
+    if isinstance(w, ModelWorkload):
+        acts = f" A={w.activations} acc={w.accumulator}" if w.activations else ""
+        return f"{w.model} {w.sentences} sentences{acts}"
     extra = {"student_t": f" df={getattr(w, 'df', '')}", "outliers": f" crest={getattr(w, 'crest_factor', '')}"}
     return f"{w.kind}{extra.get(w.kind, '')} {'x'.join(map(str, w.shape))} seed={w.seed}"
 

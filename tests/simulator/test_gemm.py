@@ -411,3 +411,12 @@ def test_bad_input(call, error, match):
     a, b = data(2, 64, 2, seed=1)
     with pytest.raises(error, match=match):
         call(a, b)
+
+
+def test_per_tensor_and_per_channel_formats():
+    a, b = data(4, 64, 5, seed=8, spread=1)
+    for fmt in ("bitnet_b158", "int8_per_channel"):
+        qa = lowbit.quantize(a, "mxfp8_e4m3").astype(np.float64)
+        qb = lowbit.quantize(b, fmt, axis=0).astype(np.float64)
+        got = matmul(a, b, "mxfp8_e4m3", fmt, "exact")
+        np.testing.assert_allclose(got, qa @ qb, rtol=1e-6, atol=1e-9)  # float32 dequantized values round

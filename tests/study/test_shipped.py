@@ -19,6 +19,7 @@ EXPECTED = {
     "mxfp4_vs_nvfp4": ["qsnr_db", "hadamard", "area_um2"],
     "paretoq_bits": ["mse", "bits_per_element"],
     "higgs_grids": ["mse", "bits_per_element"],
+    "minilm_formats": ["fidelity", "retrieval_agreement", "bits_per_element", "area_um2"],
 }
 
 
