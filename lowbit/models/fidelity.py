@@ -29,8 +29,9 @@ def quantized_linear(
     """A `linear` hook running each layer in formats: `weights` is one format for every layer or
     {layer name: format} (layers left out stay float32); `activations` the inputs' format (None:
     float32). Weights are quantized along their input axis (K). With an activation format the product
-    runs through `lowbit.simulator.matmul` with `accumulator`; without one it is a float32 product of
-    the quantized weights."""
+    runs through `lowbit.simulator.matmul` with `accumulator`; the emulator needs a format on both
+    sides, so a layer left out of `weights` then takes float16 weights. Without one it is a float32
+    product of the quantized weights."""
     import lowbit
     from lowbit.simulator import matmul
 

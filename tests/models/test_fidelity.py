@@ -1,7 +1,5 @@
 """Fidelity metrics by hand, and the quantized-linear hook against quantizing the weights directly."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -26,15 +24,8 @@ def test_sentences_are_shipped():
     assert len(s) == 240 and len(set(s)) == 240 and sentences(10) == s[:10]
 
 
-def test_quantized_weights_equal_quantizing_by_hand():
-    try:
-        from lowbit.models import load_minilm
-
-        m = load_minilm()
-    except ImportError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the models extra is missing: {err}")
-        pytest.skip(str(err))
+def test_quantized_weights_equal_quantizing_by_hand(minilm):
+    m = minilm
     s = sentences(8)
 
     def by_hand(name, x, w, b):

@@ -1,8 +1,6 @@
 """The linearity theorem on MiniLM: predicted and measured fidelity correlate over uniform and mixed
 assignments, and the DP assignment is at least as good, measured, as the best uniform one at its budget."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -22,15 +20,8 @@ FORMATS = ["int8_per_channel", "mxfp8_e4m3", "mxfp6_e2m3", "nvfp4", "mxfp4", "in
 
 
 @pytest.fixture(scope="module")
-def setup():
-    try:
-        from lowbit.models import load_minilm
-
-        m = load_minilm()
-    except ImportError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the models extra is missing: {err}")
-        pytest.skip(str(err))
+def setup(minilm):
+    m = minilm
     s = sentences()[::10]  # 24 sentences, one in ten
     sens = sensitivities(m, s)
     errs = {f: layer_errors(m, f) for f in FORMATS}

@@ -1,7 +1,6 @@
 """lowbit's NumPy MiniLM against reference embeddings from sentence-transformers on PyTorch (made by
 scripts/make_minilm_reference.py), and its tokenizer on hand-checked cases."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,8 @@ DATA = Path(__file__).parents[1] / "data"
 
 
 @pytest.fixture(scope="module")
-def model():
-    try:
-        from lowbit.models import load_minilm
-
-        return load_minilm()
-    except ImportError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the models extra is missing: {err}")
-        pytest.skip(str(err))
+def model(minilm):
+    return minilm
 
 
 def test_float32_forward_pass_matches_the_reference(model):
