@@ -2,7 +2,8 @@
 
 Each row: lowbit.simulator.matmul of two M x K and K x N float32 matrices (normal data) in the
 formats and accumulator named, quantization included, against numpy's float32 a @ b measured
-beside it. The block rows use the fixed-point-exact block path (one exact partial sum per block).
+beside it. The block rows use the fixed-point-exact block path (one exact partial sum per block);
+MXFP8 x NF4 the float64 path, whose scalings by float32 block scales are carried as exact pairs.
 Run: python benchmarks/bench_matmul.py [--size 1024] [--repeat 3] [--target cpu|cuda]
 """
 
@@ -21,6 +22,7 @@ CASES = (
     ("nvfp4", "nvfp4", "fp32"),
     ("float8_e4m3fn", "float8_e4m3fn", "fp16"),
     ("int8", "int8", "int32"),
+    ("mxfp8_e4m3", "nf4", "fp32"),  # float32 block scales: the float64 path (or the general one)
 )
 
 

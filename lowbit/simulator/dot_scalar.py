@@ -252,9 +252,10 @@ TILE32 = 32
 
 
 def dot_fast_loop(ea, sa, blk_a, ebk, sb, blk_b, chunk, q, out):
-    """Sequential accumulation when every chunk sum and its scaling are exact in plain float64 (the
-    host checks the bound): tiles of TILE outputs of a row, whose chunk sums run as independent
-    vector lanes over ebk, the second operand laid out (K, N). Equals `dot_loop` (tested)."""
+    """Sequential accumulation when every chunk sum is exact in plain float64 and so is the product of
+    two block scales (the host checks the bounds): tiles of TILE outputs of a row, whose chunk sums run
+    as independent vector lanes over ebk, the second operand laid out (K, N). A chunk sum times its
+    scales is carried as an exact pair (two_prod), as `dot_loop` does. Equals `dot_loop` (tested)."""
     n = ea.shape[1]
     cols = ebk.shape[1]
     for i in prange(ea.shape[0]):
@@ -275,7 +276,8 @@ def dot_fast_loop(ea, sa, blk_a, ebk, sb, blk_b, chunk, q, out):
                 ka = k0 // blk_a
                 kb = k0 // blk_b
                 for jj in range(w):
-                    acc[jj] = acc_add(acc[jj], s[jj] * (sa[i, ka] * sb[j0 + jj, kb]), 0.0, q)
+                    vh, vl = two_prod(s[jj], sa[i, ka] * sb[j0 + jj, kb])
+                    acc[jj] = acc_add(acc[jj], vh, vl, q)
             for jj in range(w):
                 out[i, j0 + jj] = acc[jj]
 

@@ -195,13 +195,42 @@ def _exact_bits(fa: Factors, fb: Factors, chunk: int) -> float:
     return fa.span_bits + fb.span_bits + math.log2(max(chunk, 1)) + fa.scale_bits + fb.scale_bits
 
 
-def _float32_scales_safe(fa: Factors, fb: Factors) -> bool:
-    """Whether every scale product, and a chunk sum times it, stays in float32's normal range."""
+def _scales_within(fa: Factors, fb: Factors, limit: float) -> bool:
+    """Whether every finite, nonzero block scale lies within 2^-limit and 2^limit (so that scale
+    products, and chunk sums times them, stay clear of the float's subnormals and overflow)."""
     for f in (fa, fb):
         s = np.abs(f.scales[np.isfinite(f.scales) & (f.scales != 0)])
-        if s.size and (s.min() < 2.0**-40 or s.max() > 2.0**40):
+        if s.size and (s.min() < 2.0**-limit or s.max() > 2.0**limit):
             return False
     return True
+
+
+class CpuPath(enum.Enum):
+    """The CPU driver a product takes (each equals the general one bit for bit, tested)."""
+
+    FLOAT32 = "float32"  # chunk sums times their scales exact in float32
+    FLOAT64 = "float64"  # chunk sums exact in float64, their scaling carried as an exact pair
+    GENERAL = "general"  # every sum as an error-free pair
+
+
+def cpu_path(s: _Setup) -> tuple[CpuPath, int]:
+    """The CPU driver for a product, and the chunk it sums exactly."""
+    fa, fb = s.fa, s.fb
+    simple = s.order is Order.SEQUENTIAL and s.trunc == 0 and s.acc.kind is not AccumulatorKind.EXACT
+    simple = simple and np.isfinite(fa.elements).all() and np.isfinite(fb.elements).all()
+    if not simple:
+        return CpuPath.GENERAL, s.chunk
+    chunk = s.chunk
+    if s.acc.kind is AccumulatorKind.INT:
+        # Integer accumulators wrap modulo 2^bits, so longer exact chunks give the same result.
+        room = 23 - _exact_bits(fa, fb, 1)
+        chunk = max(1, min(fa.elements.shape[1], 2 ** int(max(0.0, room))))
+    if _exact_bits(fa, fb, chunk) <= 23 and _scales_within(fa, fb, 40):
+        return CpuPath.FLOAT32, chunk
+    sums = fa.span_bits + fb.span_bits + math.log2(max(chunk, 1))
+    if sums <= 52 and fa.scale_bits + fb.scale_bits <= 53 and _scales_within(fa, fb, 300):
+        return CpuPath.FLOAT64, chunk
+    return CpuPath.GENERAL, s.chunk
 
 
 @dataclass(frozen=True)
@@ -274,20 +303,14 @@ def _run(s: _Setup, target) -> np.ndarray:
 
 def _run_cpu(s: _Setup, args: tuple, tscale: float, out: np.ndarray, flags: np.ndarray) -> None:
     """The CPU drivers: a vectorised one where sequential chunk sums are exact in float32 or float64
-    (each equals the general driver bit for bit, tested), else the general one."""
+    (see `cpu_path`), else the general one."""
     from .cpu import cpu_dot_drivers
     from .dot_scalar import TILE32
 
     fa, fb = s.fa, s.fb
     drivers = cpu_dot_drivers()
-    simple = s.order is Order.SEQUENTIAL and s.trunc == 0 and s.acc.kind is not AccumulatorKind.EXACT
-    simple = simple and np.isfinite(fa.elements).all() and np.isfinite(fb.elements).all()
-    chunk = s.chunk
-    if simple and s.acc.kind is AccumulatorKind.INT:
-        # Integer accumulators wrap modulo 2^bits, so longer exact chunks give the same result.
-        room = 23 - _exact_bits(fa, fb, 1)
-        chunk = max(1, min(fa.elements.shape[1], 2 ** int(max(0.0, room))))
-    if simple and _exact_bits(fa, fb, chunk) <= 23 and _float32_scales_safe(fa, fb):
+    path, chunk = cpu_path(s)
+    if path is CpuPath.FLOAT32:
         m, k = fa.elements.shape
         n = fb.elements.shape[0]
         kp, np_ = -(-k // chunk) * chunk, -(-n // TILE32) * TILE32
@@ -302,7 +325,7 @@ def _run_cpu(s: _Setup, args: tuple, tscale: float, out: np.ndarray, flags: np.n
         wide = np.empty((m, np_), np.float64)
         drivers.dot_f32(ea, fa.scales.astype(np.float32), fa.block, ebk, sbt, fb.block, chunk, s.q, f32acc, wide)
         out[...] = wide[:, :n]
-    elif simple and _exact_bits(fa, fb, chunk) <= 52:
+    elif path is CpuPath.FLOAT64:
         ebk = np.ascontiguousarray(fb.elements.T)
         drivers.dot_fast(fa.elements, fa.scales, fa.block, ebk, fb.scales, fb.block, chunk, s.q, out)
     else:

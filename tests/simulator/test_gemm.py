@@ -288,22 +288,33 @@ def test_exact_block_formats_equal_float64_matmul_of_dequantized(fmt):
 
 
 @pytest.mark.parametrize(
-    ("fa", "fb", "acc"),
+    ("fa", "fb", "acc", "path"),
     [
-        ("mxfp4", "mxfp4", "fp32"),
-        ("nvfp4", "nvfp4", "fp32"),
-        ("int8", "int8", "int32"),
-        ("mxfp8_e4m3", "mxfp8_e4m3", "fp16"),
-        ("float8_e4m3fn", "float8_e4m3fn", "bf16"),
-        ("mxint8", "mxint8", "fp32"),
+        ("mxfp4", "mxfp4", "fp32", "float32"),
+        ("nvfp4", "nvfp4", "fp32", "float32"),
+        ("int8", "int8", "int32", "float32"),
+        ("mxfp8_e4m3", "mxfp8_e4m3", "fp16", "float64"),
+        ("float8_e4m3fn", "float8_e4m3fn", "bf16", "float64"),
+        ("mxint8", "mxint8", "fp32", "float32"),
+        # float32 block scales and codebook elements: chunk sums exact in float64, their scaling not
+        ("mxfp8_e4m3", "nf4", "fp32", "float64"),
+        ("mxfp8_e4m3", "af4", "fp16", "float64"),
+        ("mxfp8_e4m3", "int8_per_channel", "fp32", "float64"),
+        ("mxfp8_e4m3", "bitnet_b158", "bf16", "float64"),
+        ("float8_e4m3fn", "nf4", "fp32", "float64"),
+        # float32 scales on both sides: their product can need 48 bits, beyond float32
+        ("nf4", "nf4", "fp32", "general"),
     ],
 )
-def test_fast_drivers_equal_the_general_one(fa, fb, acc):
+def test_fast_drivers_equal_the_general_one(fa, fb, acc, path):
     from lowbit.simulator.cpu import cpu_dot_drivers
+    from lowbit.simulator.gemm import cpu_path
 
     a, b = data(37, 96, 45, seed=21)
+    b[5:9] *= 1e-3  # blocks of small scales beside large ones
     got = matmul(a, b, fa, fb, acc)
     s = _setup(a, b, fa, fb, acc, None, "sequential", None, "rne")
+    assert cpu_path(s)[0].value == path
     general = np.zeros_like(got)
     flags = np.zeros(got.shape, np.bool_)
     tscale = s.fa.tensor * s.fb.tensor
