@@ -84,9 +84,6 @@ def _cost(cost: Cost, fmt, k: int) -> dict:
     }
 
 
-MODEL_K = 384  # MiniLM's hidden size: the K that per-channel scales of its layers count bits over
-
-
 def _add_cost(row: dict, cost: dict | None, fmt, k: int) -> None:
     if cost is None:
         return
@@ -95,6 +92,23 @@ def _add_cost(row: dict, cost: dict | None, fmt, k: int) -> None:
     except (ValueError, TypeError) as err:
         row.update({c: math.nan for c in COST_COLUMNS})
         row["cost_error"] = str(err)
+
+
+def _add_mixed_cost(row: dict, cost: dict | None, shares: dict[str, float], k: int) -> None:
+    """Cost of a per-layer mix: energies weighted by each format's share of the MACs; area that of the
+    largest unit among them (a lower bound for a unit that runs them all)."""
+    if cost is None:
+        return
+    parts = []
+    for spec_json, share in shares.items():
+        part: dict = {}
+        _add_cost(part, cost, FormatSpec.model_validate_json(spec_json).spec(), k)
+        if "cost_error" in part:
+            row.update(part)
+            return
+        parts.append((share, part))
+    for c in COST_COLUMNS:
+        row[c] = max(p[c] for _, p in parts) if c.startswith("area") else sum(s * p[c] for s, p in parts)
 
 
 def _model_workload(workload_json: str):
@@ -106,43 +120,20 @@ def _model_workload(workload_json: str):
     return w if isinstance(w, ModelWorkload) else None
 
 
-@functools.lru_cache(maxsize=2)
-def _model_reference(n: int):
-    """The model, its sentences and their float32 embeddings (once per process)."""
-    from ..models import load_minilm
-    from ..models.fidelity import sentences
+def _evaluate_allocation(payload: dict, row: dict) -> None:
+    from .model_points import MODEL_K, allocation_row
+    from .schema import Allocation
 
-    model = load_minilm()
-    s = sentences(n)
-    return model, s, model.embed(s)
-
-
-def _evaluate_model(spec: FormatSpec, fmt, w, metrics) -> dict:
-    """Model metrics of a weight format on a model workload (tensor and GEMM metrics are NaN there)."""
-    from ..models.fidelity import mean_cosine, quantized_linear, retrieval_agreement
-
-    model, s, ref = _model_reference(w.sentences)
-    emb = model.embed(s, linear=quantized_linear(fmt, w.activations, w.accumulator))
-    out = _spec_columns(spec, fmt, MODEL_K)
-    out["shape"] = f"{len(s)} sentences"
-    for m in metrics:
-        name = (
-            m
-            if isinstance(m, str)
-            else "gemm_relative_error"
-            + (f"_{m['gemm_relative_error']['accumulator']}" if "accumulator" in m["gemm_relative_error"] else "")
-        )
-        out[name] = math.nan
-    if "fidelity" in metrics:
-        out["fidelity"] = mean_cosine(ref, emb)
-    if "retrieval_agreement" in metrics:
-        out["retrieval_agreement"] = retrieval_agreement(ref, emb)
-    return out
+    allocation = Allocation.model_validate(payload["allocation"])
+    specs = [FormatSpec.model_validate(s) for s in payload["options"]]
+    values, shares = allocation_row(allocation, specs, _model_workload(payload["workload_json"]), payload["metrics"])
+    row.update(values)
+    _add_mixed_cost(row, payload["cost"], shares, MODEL_K)
 
 
 def evaluate(payload: dict) -> dict:
     """The row of one point. payload: {study, spec, workload, workload_json, metrics, cost, base, hash}."""
-    spec = FormatSpec.model_validate(payload["spec"])
+    spec = FormatSpec.model_validate(payload["spec"]) if "spec" in payload else None
     row: dict = {
         "study": payload["study"],
         "point": payload["hash"],
@@ -150,17 +141,23 @@ def evaluate(payload: dict) -> dict:
         "workload_kind": payload["workload_kind"],
         **payload.get("workload_params", {}),
         # the point's own inputs, as JSON, so that a viewer can rebuild the format and the data
-        "format_spec": spec.model_dump_json(),
+        "format_spec": "" if spec is None else spec.model_dump_json(),
         "workload_spec": payload["workload_json"],
         "cost_spec": "" if payload["cost"] is None else json.dumps(payload["cost"]),
         "status": "ok",
         "error": "",
     }
     try:
+        if spec is None:
+            _evaluate_allocation(payload, row)
+            return row
         fmt = spec.spec()
         model = _model_workload(payload["workload_json"])
         if model is not None:
-            row.update(_evaluate_model(spec, fmt, model, payload["metrics"]))
+            from .model_points import MODEL_K, uniform_row
+
+            row.update(_spec_columns(spec, fmt, MODEL_K))
+            row.update(uniform_row(spec, model, payload["metrics"], payload.get("predict", False)))
             _add_cost(row, payload["cost"], fmt, MODEL_K)
             return row
         data = _data(payload["workload_json"], payload["base"])
@@ -204,32 +201,43 @@ def _params(w) -> dict:
 
 
 def payloads(study: Study, base: Path, version: str) -> list[dict]:
-    """Every point of a study (workloads outer, formats inner), each with its content hash."""
+    """Every point of a study (workloads outer; formats, then allocations on model workloads, inner),
+    each with its content hash."""
     import hashlib
     import json
 
+    from .schema import ModelWorkload
     from .workloads import fingerprint
 
     metrics = [m if isinstance(m, str) else m.model_dump() for m in study.metrics]
     cost = None if study.cost is None else study.cost.model_dump()
+    specs = study.format_specs()
     out = []
+
+    def point(w, wjson: str, fp: str, what: dict) -> dict:
+        key = json.dumps([version, what, fp, metrics, cost], sort_keys=True, default=str)
+        return {
+            "study": study.name,
+            **what,
+            "workload_json": wjson,
+            "workload_label": label(w),
+            "workload_kind": w.kind if not isinstance(w, Gemm) else "gemm",
+            "workload_params": _params(w),
+            "metrics": metrics,
+            "cost": cost,
+            "base": str(base),
+            "hash": hashlib.sha256(key.encode()).hexdigest()[:20],
+        }
+
     for w in study.workloads:
         wjson = w.model_dump_json()
         fp = fingerprint(w, base)
-        for spec in study.format_specs():
-            key = json.dumps([version, spec.model_dump(), fp, metrics, cost], sort_keys=True, default=str)
-            out.append(
-                {
-                    "study": study.name,
-                    "spec": spec.model_dump(),
-                    "workload_json": wjson,
-                    "workload_label": label(w),
-                    "workload_kind": w.kind if not isinstance(w, Gemm) else "gemm",
-                    "workload_params": _params(w),
-                    "metrics": metrics,
-                    "cost": cost,
-                    "base": str(base),
-                    "hash": hashlib.sha256(key.encode()).hexdigest()[:20],
-                }
-            )
+        model = isinstance(w, ModelWorkload)
+        predict = model and bool(study.allocations)
+        for spec in specs:
+            out.append(point(w, wjson, fp, {"spec": spec.model_dump(), **({"predict": True} if predict else {})}))
+        for a in study.allocations if model else ():
+            names = a.options or [s.name for s in specs]
+            options = [s.model_dump() for s in specs if s.name in names]
+            out.append(point(w, wjson, fp, {"allocation": a.model_dump(mode="json"), "options": options}))
     return out

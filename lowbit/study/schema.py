@@ -8,6 +8,7 @@ distributions, tensors from files, GEMM pairs), metrics, cost-model settings and
 
 from __future__ import annotations
 
+import enum
 import itertools
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -198,7 +199,39 @@ class ModelWorkload(_Strict):
     sentences: int = Field(default=240, ge=2, le=240)
     activations: str | None = None
     accumulator: str = "fp32"
+    noise: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default=[0.05, 0.1],
+        min_length=1,
+        description="relative sizes of the Gaussian noise that measures each layer's sensitivity (when the "
+        "study has allocations)",
+    )
     name: str | None = None
+
+
+class Predictor(enum.Enum):
+    """How an allocation predicts each layer's share of the fidelity drop."""
+
+    THEOREM = "theorem"  # alpha_l (from injected noise) times the layer's relative weight MSE
+    MEASURED = "measured"  # the drop measured with the format on that layer alone
+
+
+class Allocation(_Strict):
+    """A per-layer mix of the study's formats, chosen on each model workload by dynamic programming
+    to maximise predicted fidelity with at most `budget` bits per weight on average (scale bits
+    included). options: names of formats of this study (default: all of them). predictor: `theorem`
+    (the linearity theorem) or `measured` (per-layer drops measured on `calibration` sentences of the
+    workload, evenly spaced; default all of them)."""
+
+    budget: float = Field(gt=0, le=64, description="average bits per weight")
+    options: list[str] | None = Field(default=None, min_length=1)
+    predictor: Predictor = Predictor.THEOREM
+    calibration: int | None = Field(default=None, ge=2, le=240, description="sentences")
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        suffix = "" if self.predictor is Predictor.THEOREM else f"_{self.predictor.value}"
+        return self.name or f"dp_{self.budget:g}b{suffix}"
 
 
 Workload = Annotated[
@@ -248,6 +281,7 @@ class Study(_Strict):
     formats: list[FormatEntry] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
     metrics: list[Metric] = ["mse", "qsnr_db"]
+    allocations: list[Allocation] = []
     cost: Cost | None = None
     output: Output = Output()
     executor: Literal["local", "dask"] = "local"
@@ -296,6 +330,7 @@ _TAGS = {
     "outliers",
     "npy",
     "safetensors",
+    "model",
 }
 
 
@@ -342,9 +377,29 @@ def validate_study(data: Any, source: str = "study") -> Study:
         except (ValueError, TypeError) as err:
             where = f"formats[{i}]" + (f" ({spec.name})" if isinstance(study.formats[i], Sweep) else "")
             problems.append(f"{where}: {err}")
+    problems += _allocation_problems(study)
     if problems:
         raise StudyError(source, problems)
     return study
+
+
+def _allocation_problems(study: Study) -> list[str]:
+    """Allocations need a model workload, options that name the study's formats, and unique labels."""
+    if not study.allocations:
+        return []
+    out = []
+    if not any(isinstance(w, ModelWorkload) for w in study.workloads):
+        out.append("allocations: need a workload of kind 'model'")
+    names = [spec.name for spec in study.format_specs()]
+    labels = [a.label for a in study.allocations]
+    for i, a in enumerate(study.allocations):
+        for j, option in enumerate(a.options or []):
+            if option not in names:
+                out.append(f"allocations[{i}].options[{j}]: not a format of this study ({', '.join(names)}), "
+                           f"got {option!r}")  # fmt: skip
+        if labels.count(a.label) > 1 or a.label in names:
+            out.append(f"allocations[{i}]: its name {a.label!r} is taken; give each allocation its own name")
+    return out
 
 
 def load_study(path: str | Path) -> Study:

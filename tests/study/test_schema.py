@@ -81,6 +81,24 @@ def test_valid_study_expands_sweeps():
         (lambda d: d.pop("name"), "name: required key is missing"),
         (lambda d: d.update(formats=[]), "formats: List should have at least 1 item"),
         (lambda d: d.update(executor="spark"), "executor: Input should be 'local' or 'dask'"),
+        (lambda d: d.update(allocations=[{"budget": 4}]), "allocations: need a workload of kind 'model'"),
+        (lambda d: d.update(allocations=[{"budget": 0}]), "allocations[0].budget: Input should be greater than 0"),
+        (
+            lambda d: d.update(workloads=[{"kind": "model"}], allocations=[{"budget": 4, "options": ["mxfp4", "nf5"]}]),
+            "allocations[0].options[1]: not a format of this study",
+        ),
+        (
+            lambda d: d.update(workloads=[{"kind": "model"}], allocations=[{"budget": 4}, {"budget": 4.0}]),
+            "allocations[1]: its name 'dp_4b' is taken",
+        ),
+        (
+            lambda d: d.update(workloads=[{"kind": "model"}], allocations=[{"budget": 4, "predictor": "exact"}]),
+            "allocations[0].predictor: Input should be 'theorem' or 'measured'",
+        ),
+        (
+            lambda d: d.update(workloads=[{"kind": "model", "noise": [0.1, 0]}]),
+            "workloads[0].noise[1]: Input should be greater than 0",
+        ),
     ],
 )
 def test_errors_name_the_path(mutate, message):

@@ -32,7 +32,8 @@ def test_shipped_study_runs(path, tmp_path):
     study = load_study(path)
     r = run_study(study.reduced(8), tmp_path, progress=False, base=path.parent)
     assert r.failed == 0, r.table[r.table.status == "failed"][["format", "error"]].to_string()
-    assert len(r.table) == len(study.format_specs()) * len(study.workloads)
+    models = sum(w.kind == "model" for w in study.workloads)
+    assert len(r.table) == len(study.format_specs()) * len(study.workloads) + len(study.allocations) * models
     for col in ["format", "workload", *EXPECTED[path.stem]]:
         assert col in r.table.columns and r.table[col].notna().all(), col
 

@@ -1,0 +1,171 @@
+"""Points of a study on a model workload: a format on every linear layer, or a per-layer mix chosen by
+dynamic programming under a bits-per-weight budget (the linearity theorem, lowbit.models.linearity).
+
+Model, sentences, float32 embeddings, sensitivities and each format's per-layer errors are computed
+once per process and reused by every point on the same workload.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections import Counter
+
+import numpy as np
+
+from .schema import Allocation, FormatSpec, ModelWorkload, Predictor
+
+MODEL_K = 384  # MiniLM's hidden size: the K that per-channel scales of its layers count bits over
+
+
+@functools.lru_cache(maxsize=1)
+def _model():
+    from ..models import load_minilm
+
+    return load_minilm()
+
+
+@functools.lru_cache(maxsize=2)
+def reference(n: int):
+    """The model, its first n sentences and their float32 embeddings."""
+    from ..models.fidelity import sentences
+
+    s = sentences(n)
+    return _model(), s, _model().embed(s)
+
+
+@functools.lru_cache(maxsize=2)
+def sensitivities(n: int, noise: tuple[float, ...]):
+    """Each linear layer's sensitivity on the workload's sentences (see linearity.sensitivities)."""
+    from ..models.linearity import sensitivities as measure
+
+    model, s, _ = reference(n)
+    return measure(model, s, ts=noise)
+
+
+def calibration(n: int, count: int | None) -> list[str]:
+    """`count` of the workload's first n sentences, evenly spaced (so that they span its topics)."""
+    _, s, _ = reference(n)
+    if count is None or count >= len(s):
+        return s
+    return [s[i] for i in np.linspace(0, len(s) - 1, count).round().astype(int)]
+
+
+@functools.lru_cache(maxsize=64)
+def drops(n: int, count: int | None, spec_json: str) -> dict[str, float]:
+    """{layer: measured fidelity drop} of a format on each layer alone (see linearity.layer_drops)."""
+    from ..models.linearity import layer_drops
+
+    fmt = weight_format(FormatSpec.model_validate_json(spec_json))
+    return layer_drops(_model(), calibration(n, count), fmt)
+
+
+def weight_format(spec: FormatSpec):
+    """The format of a spec that a model's weights can take (its Hadamard and rounding fields are
+    not applied to models, so a spec that sets them is refused rather than silently ignored)."""
+    if spec.hadamard or spec.rounding != "rne":
+        raise ValueError(f"format {spec.name}: model workloads take formats without 'hadamard' and 'rounding'")
+    return spec.spec()
+
+
+@functools.lru_cache(maxsize=64)
+def profile(spec_json: str) -> tuple[dict[str, float], dict[str, float]]:
+    """({layer: bits per weight}, {layer: relative MSE}) of a format on every linear layer."""
+    from ..models.linearity import layer_bits, layer_errors
+
+    fmt = weight_format(FormatSpec.model_validate_json(spec_json))
+    return layer_bits(_model(), fmt), layer_errors(_model(), fmt)
+
+
+def _metrics(metrics, ref: np.ndarray, emb: np.ndarray) -> dict:
+    """The study's metrics: the model ones measured, the tensor and GEMM ones NaN."""
+    from ..models.fidelity import mean_cosine, retrieval_agreement
+
+    out = {}
+    for m in metrics:
+        if isinstance(m, str):
+            out[m] = math.nan
+        else:
+            acc = m["gemm_relative_error"].get("accumulator")
+            out["gemm_relative_error" + (f"_{acc}" if acc else "")] = math.nan
+    if "fidelity" in metrics:
+        out["fidelity"] = mean_cosine(ref, emb)
+    if "retrieval_agreement" in metrics:
+        out["retrieval_agreement"] = retrieval_agreement(ref, emb)
+    return out
+
+
+def _embed(w: ModelWorkload, weights) -> tuple[np.ndarray, np.ndarray, int]:
+    from ..models.fidelity import quantized_linear
+
+    model, s, ref = reference(w.sentences)
+    return ref, model.embed(s, linear=quantized_linear(weights, w.activations, w.accumulator)), len(s)
+
+
+def uniform_row(spec: FormatSpec, w: ModelWorkload, metrics, predict: bool) -> dict:
+    """Metrics of one format on every linear layer; with `predict`, the linearity theorem's prediction
+    of fidelity from the weights' errors alone (activation formats are not part of it)."""
+    from ..models.linearity import layer_bits
+    from ..models.linearity import predict as predicted
+
+    fmt = weight_format(spec)
+    ref, emb, n = _embed(w, fmt)
+    bits = layer_bits(_model(), fmt)
+    sizes = {name: _model().weights[f"{name}.weight"].size for name in bits}
+    average = sum(bits[name] * sizes[name] for name in bits) / sum(sizes.values())
+    out = {"shape": f"{n} sentences", "bits_per_element": average, **_metrics(metrics, ref, emb)}
+    if predict:
+        errors = profile(spec.model_dump_json())[1]
+        out["predicted_fidelity"] = predicted(sensitivities(w.sentences, tuple(w.noise)), errors)
+        out["predictor"] = Predictor.THEOREM.value
+    return out
+
+
+def allocation_row(allocation: Allocation, specs: list[FormatSpec], w: ModelWorkload, metrics) -> tuple[dict, dict]:
+    """The DP assignment's row, and the share of the model's weights (so of its MACs) in each format,
+    {format spec JSON: share}, for the cost columns."""
+    from ..models.linearity import allocate, average_bits, uniform_sensitivities
+    from ..models.linearity import predict as predicted
+
+    by_name = {s.name: s for s in specs}
+    options = {name: profile(spec.model_dump_json()) for name, spec in by_name.items()}
+    if allocation.predictor is Predictor.MEASURED:
+        sens = uniform_sensitivities(_model())
+        options = {
+            name: (bits, drops(w.sentences, allocation.calibration, by_name[name].model_dump_json()))
+            for name, (bits, _) in options.items()
+        }
+    else:
+        sens = sensitivities(w.sentences, tuple(w.noise))
+    chosen = allocate(sens, options, allocation.budget)
+    weights = {layer: weight_format(by_name[name]) for layer, name in chosen.items()}
+    ref, emb, n = _embed(w, weights)
+    sizes = dict(zip(sens.names, sens.sizes, strict=True))
+    share = Counter()
+    for layer, name in chosen.items():
+        share[name] += sizes[layer] / sens.sizes.sum()
+    bits = {name: options[name][0] for name in by_name}
+    used = [by_name[name] for name in share]
+    row = {
+        "format": allocation.label,
+        "base_format": "dp_allocation",
+        "family": "mixed",
+        "element": ", ".join(f"{name} {share[name]:.0%}" for name in sorted(share, key=lambda k: -share[k])),
+        "bits": max(int(weight_format(s).bits) for s in used),
+        "block": 0,
+        "scale": "mixed",
+        "rule": "mixed",
+        "asymmetric": False,
+        "tensor_scale": "mixed",
+        "rounding": "rne",
+        "hadamard": 0,
+        "bits_per_element": average_bits(sens, chosen, bits),
+        "budget_bits": allocation.budget,
+        "predictor": allocation.predictor.value,
+        "assignment": json.dumps(chosen),
+        "shape": f"{n} sentences",
+        "predicted_fidelity": predicted(sens, {layer: options[name][1][layer] for layer, name in chosen.items()}),
+        **_metrics(metrics, ref, emb),
+    }
+    return row, {by_name[name].model_dump_json(): float(v) for name, v in share.items()}
