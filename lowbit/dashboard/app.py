@@ -36,6 +36,7 @@ def layout(root: Path) -> html.Div:
         dcc.Graph(id=ids.PARETO, style={"height": "460px"}),
         html.H4("Pareto front"),
         dash_table.DataTable(id=ids.FRONT_TABLE, page_size=12, style_table={"overflowX": "auto"}),
+        dcc.Graph(id=ids.LINEARITY, style={"display": "none"}),
         html.H3("Format designer"),
         html.Div([html.Div([html.Label("element (eXmY, intN, or a name)"),
                             dcc.Input(id=ids.DESIGN_ELEMENT, value="e2m1", type="text")]),
@@ -77,6 +78,11 @@ def _register(app: dash.Dash, root: Path) -> None:
     def _pareto(table, workload, metric, cost, family, element, block, scale, candidates):
         return views.pareto_view(root, table, workload, metric, cost, _filters(family, element, block, scale),
                                  candidates)  # fmt: skip
+
+    @app.callback([Output(ids.LINEARITY, "figure"), Output(ids.LINEARITY, "style")],
+                  [Input(ids.TABLE, "value"), Input(ids.WORKLOAD, "value")])  # fmt: skip
+    def _linearity(table, workload):
+        return views.linearity_view(root, table, workload)
 
     @app.callback([Output(ids.DETAIL_TITLE, "children"), Output(ids.GRID, "figure"), Output(ids.ERROR_MAG, "figure"),
                    Output(ids.ERROR_HIST, "figure"), Output(ids.BREAKDOWN, "figure")],

@@ -104,3 +104,38 @@ def cost_breakdown_figure(components: list[tuple[str, float, float]]) -> go.Figu
                       yaxis2={"title": "energy (pJ/MAC)", "overlaying": "y", "side": "right"},
                       margin={"l": 60, "r": 60, "t": 20, "b": 90}, legend={"orientation": "h"})  # fmt: skip
     return fig
+
+
+def linearity_figure(df: pd.DataFrame, drops: bool = False) -> go.Figure:
+    """Measured model fidelity against the linearity theorem's prediction, one marker per format or
+    per-layer mix (DP rows as diamonds), the line measured = predicted, and Pearson's r (of the
+    fidelities) in the title. With `drops`, both axes show the drop 1 - fidelity on log scales, which
+    spreads out the formats close to 1 (predictions of no drop or less are left out there)."""
+    from ..study.reports import linearity_rows, pearson
+
+    rows = linearity_rows(df)
+    x = rows.get("predicted_fidelity", pd.Series(dtype=float)).astype(float)
+    y = rows.get("fidelity", pd.Series(dtype=float)).astype(float)
+    if drops:
+        x, y = 1 - x, 1 - y
+    fig = go.Figure()
+    for mixed, group in rows.groupby(rows.get("family", pd.Series("", index=rows.index)) == "mixed"):
+        fig.add_trace(go.Scatter(x=x[group.index], y=y[group.index], mode="markers+text", text=group["format"],
+                                 textposition="top center", name="DP mix" if mixed else "uniform",
+                                 marker={"size": 9, "symbol": "diamond" if mixed else "circle"}))  # fmt: skip
+    if len(rows):
+        lo, hi = (float(min(x[x > 0].min(), y[y > 0].min())), float(max(x.max(), y.max()))) if drops else (
+            float(min(x.min(), y.min())), 1.0)  # fmt: skip
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="measured = predicted",
+                                 line={"dash": "dot", "color": "grey"}))  # fmt: skip
+    r = pearson(rows)
+    title = f"Linearity theorem: Pearson r = {r:.3f} over {len(rows)} assignments" if len(rows) else (
+        "No predicted fidelity in this table (a model study with allocations has it)")  # fmt: skip
+    what = "drop (1 - mean cosine)" if drops else "fidelity (mean cosine)"
+    fig.update_layout(title=title, xaxis_title=f"predicted {what}, from sum of alpha x relative MSE",
+                      yaxis_title=f"measured {what}", template="plotly_white",
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"orientation": "h"})  # fmt: skip
+    if drops:
+        fig.update_xaxes(type="log")
+        fig.update_yaxes(type="log")
+    return fig

@@ -74,18 +74,28 @@ def pareto_view(root: Path, table, workload, metric, cost, filters: dict, candid
     return fig, rows, message
 
 
+def linearity_view(root: Path, table, workload) -> tuple:
+    """(figure, style) of predicted against measured model fidelity drops on log scales; hidden for
+    tables without a prediction."""
+    from ..study.reports import linearity_rows
+
+    df = filtered(load(root, table).table, workload, {})
+    shown = len(linearity_rows(df)) > 0
+    return figures.linearity_figure(df, drops=True), {"height": "420px", "display": "block" if shown else "none"}
+
+
 def _point_data(row: pd.Series):
     from pydantic import TypeAdapter
 
     from ..study.schema import FormatSpec, Workload
     from ..study.workloads import GemmPair, synthetic
 
-    spec = FormatSpec.model_validate_json(row["format_spec"])
     w = TypeAdapter(Workload).validate_json(row["workload_spec"])
     if w.kind == "gemm":
         w = w.a
     if not hasattr(w, "shape"):
         raise ValueError("the detail view redraws synthetic workloads only")
+    spec = FormatSpec.model_validate_json(row["format_spec"])
     x = synthetic(w.model_copy(update={"shape": [min(w.shape[0], DETAIL_ROWS), *w.shape[1:]]}))
     return spec, (x.a if isinstance(x, GemmPair) else x)
 

@@ -85,6 +85,33 @@ def test_gemm_error_is_an_accuracy_axis(tmp_path):
     assert [r["format"] for r in rows] == ["a", "b", "d"] and fig.layout.yaxis.type == "log"
 
 
+def test_linearity_figure_and_view(tmp_path):
+    df = pd.DataFrame({
+        "format": ["u1", "u2", "u3", "dp_3b", "u4", "dp_3b_measured"],
+        "family": ["scaled", "scaled", "int", "mixed", "int", "mixed"],
+        "workload": ["m"] * 6,
+        "predicted_fidelity": [0.99, 0.95, 0.90, 0.97, np.nan, 0.5],
+        "predictor": ["theorem", "theorem", "theorem", "theorem", np.nan, "measured"],
+        "fidelity": [0.995, 0.96, 0.93, 0.98, 0.5, 0.9],
+    })  # fmt: skip
+    fig = figures.linearity_figure(df)
+    uniform, mixed, line = fig.data
+    # u4 has no prediction; dp_3b_measured's prediction is not the theorem's
+    assert list(uniform.text) == ["u1", "u2", "u3"] and list(mixed.text) == ["dp_3b"]
+    x, y = np.array([0.99, 0.95, 0.90, 0.97]), np.array([0.995, 0.96, 0.93, 0.98])
+    dx, dy = x - x.mean(), y - y.mean()
+    r = np.sum(dx * dy) / np.sqrt(np.sum(dx * dx) * np.sum(dy * dy))
+    assert f"Pearson r = {r:.3f} over 4 assignments" in fig.layout.title.text
+    assert list(line.x) == [0.9, 1] and list(line.y) == [0.9, 1]
+    df.to_parquet(tmp_path / "m.parquet")
+    fig, style = views.linearity_view(tmp_path, "m.parquet", "m")
+    assert style["display"] == "block" and len(fig.data) == 3 and fig.layout.xaxis.type == "log"
+    # drops 1 - fidelity: predicted 0.01, 0.05, 0.10, 0.03; measured 0.005, 0.04, 0.07, 0.02
+    assert np.allclose(fig.data[2].x, [0.005, 0.1]) and np.allclose(fig.data[0].y, [0.005, 0.04, 0.07])
+    frame().assign(workload="w").to_parquet(tmp_path / "t.parquet")  # no prediction: the graph is hidden
+    assert views.linearity_view(tmp_path, "t.parquet", "w")[1]["display"] == "none"
+
+
 def test_messages_for_empty_corrupt_and_failed(tmp_path):
     fig, rows, message = views.pareto_view(tmp_path, None, None, "qsnr_db", "bits_per_element", {}, [])
     assert message.startswith("No results in") and rows == []
