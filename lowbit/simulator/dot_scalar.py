@@ -322,6 +322,37 @@ def dot_f32_loop(ea, sa, blk_a, ebk, sbt, blk_b, chunk, q, f32acc, out):
                     out[i, j0 + jj] = np.float64(acc32[jj]) if f32acc else acc[jj]
 
 
+def scale_add_loop(sums, c0, sa, blk_a, sbt, blk_b, chunk, q, f32acc, acc32, acc):
+    """Adds chunk sums c0, c0 + 1, ... (sums: (chunks, M, N) float32, each exact) times their block
+    scales into the accumulators, in order along K, as `dot_f32_loop` does: float32 addition when
+    f32acc (an FP32 round-to-nearest accumulator), else `acc_add`. sbt: the second operand's scales
+    laid out (blocks, N)."""
+    for i in prange(sums.shape[1]):
+        for g in range(sums.shape[0]):
+            k0 = (c0 + g) * chunk
+            sa_ik = sa[i, k0 // blk_a]
+            kb = k0 // blk_b
+            if f32acc:
+                for j in range(sums.shape[2]):
+                    acc32[i, j] += sums[g, i, j] * (sa_ik * sbt[kb, j])
+            else:
+                for j in range(sums.shape[2]):
+                    acc[i, j] = acc_add(acc[i, j], np.float64(sums[g, i, j] * (sa_ik * sbt[kb, j])), 0.0, q)
+
+
+def scale_add64_loop(sums, c0, sa, blk_a, sbt, blk_b, chunk, q, acc):
+    """As `scale_add_loop` for chunk sums exact in float64 (sums: (chunks, M, N) float64): a chunk sum
+    times its scales is carried as an exact pair (two_prod) into `acc_add`, as `dot_fast_loop` does."""
+    for i in prange(sums.shape[1]):
+        for g in range(sums.shape[0]):
+            k0 = (c0 + g) * chunk
+            sa_ik = sa[i, k0 // blk_a]
+            kb = k0 // blk_b
+            for j in range(sums.shape[2]):
+                vh, vl = two_prod(sums[g, i, j], sa_ik * sbt[kb, j])
+                acc[i, j] = acc_add(acc[i, j], vh, vl, q)
+
+
 def tensor_scale_loop(out, tscale, q):
     """The tensor scales' product applied to every output as `apply_alpha` does."""
     for i in prange(out.shape[0]):
@@ -348,7 +379,7 @@ SCALAR_FUNCTIONS = (
     pairwise_push,
     dot_one,
 )
-CPU_LOOPS = (dot_loop, dot_fast_loop, dot_f32_loop, tensor_scale_loop)
+CPU_LOOPS = (dot_loop, dot_fast_loop, dot_f32_loop, scale_add_loop, scale_add64_loop, tensor_scale_loop)
 
 
 def make_dot_kernels(jit: Callable[[Callable], Callable], **extra_globals) -> dict[str, Callable]:

@@ -301,6 +301,47 @@ def _run(s: _Setup, target) -> np.ndarray:
     return out
 
 
+BLAS_CHUNK = 8  # shorter chunks leave too little work per BLAS product; they take the tiled loops
+SUMS_BYTES = 1 << 25  # chunk sums held at once by the BLAS path
+
+
+def _f32acc(s: _Setup) -> bool:
+    """Whether the accumulator is FP32 with round-to-nearest-even, which float32 addition is."""
+    f32 = s.acc.kind is AccumulatorKind.FLOAT and (s.acc.exp_bits, s.acc.man_bits) == (8, 23)
+    return f32 and int(s.q[5]) == int(Rounding.RNE)
+
+
+def _run_blas_chunks(s: _Setup, drivers, path: CpuPath, chunk: int, out: np.ndarray) -> None:
+    """The float32 and float64 paths with chunk sums from NumPy's matmul in that precision. cpu_path
+    has checked that every chunk sum is exact there, so every partial sum of its products is too, in
+    whatever order and with or without fused multiply-adds the BLAS takes them: the sums equal the
+    emulated ones. They are then scaled and accumulated in order along K (`scale_add`, `scale_add64`)."""
+    fa, fb = s.fa, s.fb
+    dtype = np.float32 if path is CpuPath.FLOAT32 else np.float64
+    m, k = fa.elements.shape
+    n = fb.elements.shape[0]
+    chunks = -(-k // chunk)
+    ea = np.zeros((m, chunks * chunk), dtype)
+    ea[:, :k] = fa.elements
+    eb = np.zeros((chunks * chunk, n), dtype)
+    eb[:k] = fb.elements.T
+    a3 = ea.reshape(m, chunks, chunk).transpose(1, 0, 2)
+    b3 = eb.reshape(chunks, chunk, n)
+    sa = np.ascontiguousarray(fa.scales, dtype)
+    sbt = np.ascontiguousarray(fb.scales.T, dtype)
+    f32acc = path is CpuPath.FLOAT32 and _f32acc(s)
+    acc32 = np.zeros((m, n), np.float32)
+    group = max(1, SUMS_BYTES // (ea.itemsize * m * n))
+    for c0 in range(0, chunks, group):
+        sums = np.matmul(a3[c0 : c0 + group], b3[c0 : c0 + group])
+        if path is CpuPath.FLOAT32:
+            drivers.scale_add(sums, c0, sa, fa.block, sbt, fb.block, chunk, s.q, f32acc, acc32, out)
+        else:
+            drivers.scale_add64(sums, c0, sa, fa.block, sbt, fb.block, chunk, s.q, out)
+    if f32acc:
+        out[...] = acc32
+
+
 def _run_cpu(s: _Setup, args: tuple, tscale: float, out: np.ndarray, flags: np.ndarray) -> None:
     """The CPU drivers: a vectorised one where sequential chunk sums are exact in float32 or float64
     (see `cpu_path`), else the general one."""
@@ -310,7 +351,9 @@ def _run_cpu(s: _Setup, args: tuple, tscale: float, out: np.ndarray, flags: np.n
     fa, fb = s.fa, s.fb
     drivers = cpu_dot_drivers()
     path, chunk = cpu_path(s)
-    if path is CpuPath.FLOAT32:
+    if path is not CpuPath.GENERAL and chunk >= BLAS_CHUNK:
+        _run_blas_chunks(s, drivers, path, chunk, out)
+    elif path is CpuPath.FLOAT32:
         m, k = fa.elements.shape
         n = fb.elements.shape[0]
         kp, np_ = -(-k // chunk) * chunk, -(-n // TILE32) * TILE32
@@ -320,8 +363,7 @@ def _run_cpu(s: _Setup, args: tuple, tscale: float, out: np.ndarray, flags: np.n
         ebk[:k, :n] = fb.elements.T
         sbt = np.ones((fb.scales.shape[1], np_), np.float32)
         sbt[:, :n] = fb.scales.T
-        f32acc = s.acc.kind is AccumulatorKind.FLOAT and (s.acc.exp_bits, s.acc.man_bits) == (8, 23)
-        f32acc = f32acc and int(s.q[5]) == int(Rounding.RNE)
+        f32acc = _f32acc(s)
         wide = np.empty((m, np_), np.float64)
         drivers.dot_f32(ea, fa.scales.astype(np.float32), fa.block, ebk, sbt, fb.block, chunk, s.q, f32acc, wide)
         out[...] = wide[:, :n]

@@ -290,7 +290,11 @@ def test_exact_block_formats_equal_float64_matmul_of_dequantized(fmt):
 @pytest.mark.parametrize(
     ("fa", "fb", "acc", "path"),
     [
+        # chunks of at least BLAS_CHUNK take their sums from NumPy's matmul, chunks of 1 the tiled loops
         ("mxfp4", "mxfp4", "fp32", "float32"),
+        ("mxfp4", "mxfp4", "fp16", "float32"),
+        ("int4", "int4", "fp32", "float32"),
+        ("float4_e2m1fn", "float4_e2m1fn", "fp16", "float32"),
         ("nvfp4", "nvfp4", "fp32", "float32"),
         ("int8", "int8", "int32", "float32"),
         ("mxfp8_e4m3", "mxfp8_e4m3", "fp16", "float64"),
@@ -306,15 +310,18 @@ def test_exact_block_formats_equal_float64_matmul_of_dequantized(fmt):
         ("nf4", "nf4", "fp32", "general"),
     ],
 )
-def test_fast_drivers_equal_the_general_one(fa, fb, acc, path):
+@pytest.mark.parametrize("k", [96, 100])  # 100: a last block shorter than the others
+def test_fast_drivers_equal_the_general_one(fa, fb, acc, path, k):
     from lowbit.simulator.cpu import cpu_dot_drivers
-    from lowbit.simulator.gemm import cpu_path
+    from lowbit.simulator.gemm import BLAS_CHUNK, cpu_path
 
-    a, b = data(37, 96, 45, seed=21)
+    a, b = data(37, k, 45, seed=21)
     b[5:9] *= 1e-3  # blocks of small scales beside large ones
     got = matmul(a, b, fa, fb, acc)
     s = _setup(a, b, fa, fb, acc, None, "sequential", None, "rne")
     assert cpu_path(s)[0].value == path
+    if path != "general":  # chunks of 1 take the tiled loops, the others NumPy's matmul
+        assert (cpu_path(s)[1] < BLAS_CHUNK) == (fa == fb and fa in ("int4", "float4_e2m1fn", "float8_e4m3fn"))
     general = np.zeros_like(got)
     flags = np.zeros(got.shape, np.bool_)
     tscale = s.fa.tensor * s.fb.tensor
