@@ -106,14 +106,13 @@ def _embed(w: ModelWorkload, weights) -> tuple[np.ndarray, np.ndarray, int]:
 def uniform_row(spec: FormatSpec, w: ModelWorkload, metrics, predict: bool) -> dict:
     """Metrics of one format on every linear layer; with `predict`, the linearity theorem's prediction
     of fidelity from the weights' errors alone (activation formats are not part of it)."""
-    from ..models.linearity import layer_bits
+    from ..models.linearity import average_bits, layer_bits, uniform_sensitivities
     from ..models.linearity import predict as predicted
 
     fmt = weight_format(spec)
     ref, emb, n = _embed(w, fmt)
     bits = layer_bits(_model(), fmt)
-    sizes = {name: _model().weights[f"{name}.weight"].size for name in bits}
-    average = sum(bits[name] * sizes[name] for name in bits) / sum(sizes.values())
+    average = average_bits(uniform_sensitivities(_model()), dict.fromkeys(bits, spec.name), {spec.name: bits})
     out = {"shape": f"{n} sentences", "bits_per_element": average, **_metrics(metrics, ref, emb)}
     if predict:
         errors = profile(spec.model_dump_json())[1]

@@ -225,7 +225,9 @@ class Allocation(_Strict):
     budget: float = Field(gt=0, le=64, description="average bits per weight")
     options: list[str] | None = Field(default=None, min_length=1)
     predictor: Predictor = Predictor.THEOREM
-    calibration: int | None = Field(default=None, ge=2, le=240, description="sentences")
+    calibration: int | None = Field(
+        default=None, ge=2, le=240, description="sentences (at most the workload's: a reduced study uses them all)"
+    )
     name: str | None = None
 
     @property
