@@ -1,10 +1,9 @@
 """lowbit: bit-exact emulation, cost and design-space exploration of low-bit number formats."""
 
 from . import costmodel, formats, simulator
+from ._version import __version__
 from .formats import FloatFormat, IntFormat, get_format
 from .simulator import Encoded, Rounding, bits_per_element, decode, encode, quantize
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Encoded",

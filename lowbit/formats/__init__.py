@@ -3,6 +3,7 @@
 from .accumulator import Accumulator, AccumulatorKind, get_accumulator
 from .catalog import ALIASES, AnyFormat, Catalog, catalog
 from .codebook import CodebookFormat, VectorCodebookFormat
+from .enums import parse_enum
 from .grid import GridFormat
 from .names import get_format, known_names
 from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
@@ -32,4 +33,5 @@ __all__ = [
     "catalog",
     "get_format",
     "known_names",
+    "parse_enum",
 ]

@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from . import tables, tables_higgs
 from .codebook import CodebookFormat, VectorCodebookFormat
+from .constructions import lloyd_max_normal
 from .grid import GridFormat
 from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
@@ -142,8 +143,6 @@ ALIASES: Mapping[str, str] = MappingProxyType(
 
 def _higgs(n: int) -> Lazy:
     def build() -> CodebookFormat:
-        from .constructions import lloyd_max_normal
-
         return CodebookFormat(lloyd_max_normal(n), source=f"Lloyd-Max quantizer of N(0,1), {n} levels (HIGGS p=1)")
 
     return Lazy(build, Family.CODEBOOK)

@@ -11,11 +11,11 @@ from functools import cached_property
 
 import numpy as np
 
-from .spec import Family
+from .spec import ElementStorage, Family
 
 
 @dataclass(frozen=True)
-class CodebookFormat:
+class CodebookFormat(ElementStorage):
     """A format whose codes index `values` (ascending, finite, distinct).
 
     Rounding is to the nearest value; an input exactly halfway between two neighbours takes the
@@ -118,7 +118,7 @@ class CodebookFormat:
 
 
 @dataclass(frozen=True)
-class VectorCodebookFormat:
+class VectorCodebookFormat(ElementStorage):
     """A codebook of points in `dim` dimensions: consecutive groups of `dim` elements along the
     axis are replaced by the nearest point (squared distance, ties to the lower code). One code
     per group; an axis whose length is not a multiple of `dim` is zero-padded."""
@@ -156,8 +156,8 @@ class VectorCodebookFormat:
         return max(1, (self.n_codes - 1).bit_length())
 
     @property
-    def bits_per_element(self) -> float:
-        return self.bits / self.dim
+    def elements_per_code(self) -> int:
+        return self.dim
 
     @property
     def max(self) -> float:
@@ -188,4 +188,4 @@ class VectorCodebookFormat:
         return np.argmin(d, axis=1)
 
     def describe(self) -> str:
-        return f"{self.dim}-D codebook of {self.n_codes} points, {self.bits_per_element:g} bits per element"
+        return f"{self.dim}-D codebook of {self.n_codes} points, {self.bits_per_element():g} bits per element"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..lazy import scipy_optimize, scipy_special
+
 
 def lloyd_max_normal(n: int, tol: float = 1e-12, max_iter: int = 100_000) -> tuple[float, ...]:
     """The n-level MSE-optimal scalar quantizer of a standard normal (Lloyd-Max), ascending.
@@ -11,8 +13,7 @@ def lloyd_max_normal(n: int, tol: float = 1e-12, max_iter: int = 100_000) -> tup
     Lloyd's iteration with exact cell centroids: the mean of N(0,1) on [a, b] is
     (phi(a) - phi(b)) / (Phi(b) - Phi(a)). Starts from the normal quantiles of the cell centres.
     """
-    from scipy.special import ndtr, ndtri
-
+    ndtr, ndtri = scipy_special().ndtr, scipy_special().ndtri
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
     pts = ndtri((np.arange(n) + 0.5) / n)
@@ -49,8 +50,7 @@ class _BlockNormal:
     Integrals over m use Gauss-Legendre on (0, 12]."""
 
     def __init__(self, block: int, nodes: int = 600) -> None:
-        from scipy.special import ndtr
-
+        ndtr = scipy_special().ndtr
         if block < 2:
             raise ValueError(f"block must be at least 2, got {block}")
         g, wg = np.polynomial.legendre.leggauss(nodes)
@@ -64,8 +64,7 @@ class _BlockNormal:
         return float(np.sum(self.weight * (self._ndtr(x * self.m) - self._ndtr(-self.m))))
 
     def inverse_cdf(self, p: float) -> float:
-        from scipy.optimize import brentq
-
+        brentq = scipy_optimize().brentq
         if p >= self.cdf(1.0):
             return 1.0
         return brentq(lambda x: self.cdf(x) - p, -1.0, 1.0, xtol=1e-15)
@@ -90,8 +89,7 @@ def _median_chain(dist: _BlockNormal, t: float, n: int) -> float:
 
 
 def _shoot(dist: _BlockNormal, n: int) -> list[float]:
-    from scipy.optimize import brentq
-
+    brentq = scipy_optimize().brentq
     # The chain's end grows with t until it passes 1: bracket the first crossing, then solve.
     lo, t = 1e-5, 1e-5
     while _median_chain(dist, t, n) < 1.0:
@@ -120,8 +118,7 @@ def _lloyd(block: int, error: str, signed: bool, iters: int = 500, tol: float = 
     MAE: the median of its cell weighted by m. 0 and 1 are fixed, and -1 too unless `signed`
     (BOF4-S normalises by the signed absmax, so the block's extreme is always +1 and the lowest
     code is free)."""
-    from scipy.optimize import brentq
-
+    brentq = scipy_optimize().brentq
     dist = _BlockNormal(block)
     codes = np.array(af4(block))
     fixed = np.isin(codes, (0.0, 1.0) if signed else (-1.0, 0.0, 1.0))

@@ -17,11 +17,11 @@ from functools import cached_property
 
 import numpy as np
 
-from .spec import Family, _require_int
+from .spec import ElementStorage, Family, _require_int
 
 
 @dataclass(frozen=True)
-class GridFormat:
+class GridFormat(ElementStorage):
     """Values (k + offset) / gain for integers k in [kmin, kmax]; see the module docstring.
 
     range: the |v| that a block's absmax maps to under the absmax rule (ParetoQ divides by

@@ -7,6 +7,7 @@ import difflib
 import functools
 import re
 
+from . import constructions
 from .catalog import ALIASES, catalog
 from .codebook import CodebookFormat, VectorCodebookFormat
 from .grid import GridFormat
@@ -29,8 +30,6 @@ _CONSTRUCTIONS = {
 def block_codebook(kind: str, block: int) -> ScaledFormat:
     """AF4 / BOF4 / BOF4-S (MSE or MAE) for blocks of `block` elements, computed (about a second)
     and cached: the codebook with an fp32 absmax per block (signed for BOF4-S)."""
-    from . import constructions
-
     values = getattr(constructions, _CONSTRUCTIONS[kind])(block)
     name = f"{kind}_b{block}"
     book = CodebookFormat(values, source=f"{kind} construction for block {block}", name=f"{name}_codebook")

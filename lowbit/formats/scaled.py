@@ -2,17 +2,20 @@
 
 A `ScaledFormat` is data like every other format: the element format, the block length, the
 scale format and the rule that picks the scale. The arithmetic of each rule lives in
-`lowbit.simulator.blocks`; DESIGN.md section 3 gives the exact semantics.
+`lowbit.simulator.host.blocks`; DESIGN.md section 3 gives the exact semantics.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 from .codebook import CodebookFormat
+from .constructions import dynamic_map_signed
+from .enums import parse_enum
 from .grid import GridFormat
-from .spec import Family, FloatFormat, IntFormat, _parse_enum, _require_bool, _require_int
+from .spec import Family, FloatFormat, IntFormat, _require_bool, _require_int
 
 
 class ScaleRule(enum.Enum):
@@ -74,8 +77,6 @@ class DoubleQuant:
     def __post_init__(self) -> None:
         _require_int(self.block, "block", 1)
         if self.code is None:
-            from .constructions import dynamic_map_signed
-
             object.__setattr__(self, "code", CodebookFormat(dynamic_map_signed(), source="bitsandbytes dynamic map"))
 
     @property
@@ -130,8 +131,8 @@ class ScaledFormat:
             _require_int(self.block, "block", 0)
         if self.scale is not None and not isinstance(self.scale, (FloatFormat, IntFormat, DoubleQuant)):
             raise TypeError(f"scale must be a float format or None (exact float32), got {self.scale!r}")
-        object.__setattr__(self, "rule", _parse_enum(ScaleRule, self.rule, "rule"))
-        object.__setattr__(self, "tensor_scale", _parse_enum(TensorScale, self.tensor_scale, "tensor_scale"))
+        object.__setattr__(self, "rule", parse_enum(ScaleRule, self.rule, "rule"))
+        object.__setattr__(self, "tensor_scale", parse_enum(TensorScale, self.tensor_scale, "tensor_scale"))
         _require_bool(self.asymmetric, "asymmetric")
         _require_bool(self.divide, "divide")
         _require_int(self.axis, "axis", -(1 << 30))
@@ -158,13 +159,30 @@ class ScaledFormat:
         return 0
 
     @property
+    def element_step(self) -> float:
+        """Value of one unit of an integer element code: 2^-(bits-2) under power-of-two rules
+        (OCP MXINT8's 1.6 fixed point: 2^-6), 1 otherwise."""
+        e = self.element
+        if isinstance(e, IntFormat) and self.rule.power_of_two:
+            return 2.0 ** -(e.bits - 2)
+        return 1.0
+
+    @property
+    def element_mantissa_bits(self) -> int:
+        """Fraction bits of the element below its leading bit: a float's mantissa bits, an
+        integer's bits - 2 (its fixed point under power-of-two rules). Codebooks have none."""
+        e = self.element
+        if isinstance(e, FloatFormat):
+            return e.man_bits
+        if isinstance(e, IntFormat):
+            return e.bits - 2
+        raise ValueError(f"element_mantissa_bits: {self.name or 'this format'} has a codebook element")
+
+    @property
     def element_max(self) -> float:
         """Largest element magnitude, with an integer element's fixed-point step applied under
         power-of-two rules."""
-        e = self.element
-        if isinstance(e, IntFormat) and self.rule.power_of_two:
-            return e.max * 2.0 ** -(e.bits - 2)
-        return float(e.max)
+        return float(self.element.max) * self.element_step
 
     @property
     def scales_per_block(self) -> int:
@@ -190,15 +208,24 @@ class ScaledFormat:
         return True  # a block's scale can always say NaN (NaN-scale or NaN decode)
 
     def bits_per_element(self, block_elems: int | None = None) -> float:
-        """Element bits plus the block's scale bits shared over its elements. A per-channel
-        format (block None) needs the axis length as `block_elems`. The NVFP4 tensor scale
-        (32 bits per tensor) is not counted."""
+        """Element bits plus the block's scale bits shared over its elements. A per-channel or
+        per-tensor format needs the elements per scale as `block_elems`; a fixed block ignores
+        it. The NVFP4 tensor scale (32 bits per tensor) is not counted."""
         block = self.block if self.block else block_elems
         if block is None:
             raise ValueError(
                 "bits_per_element: a per-channel or per-tensor format needs block_elems (elements per scale)"
             )
-        return self.element.bits + self.scales_per_block * self.scale_bits / block
+        return self.element.bits_per_element() + self.scales_per_block * self.scale_bits / block
+
+    def bits_per_element_in(self, shape: tuple[int, ...], axis: int | None = None) -> float:
+        """Bits per element of an array of `shape` with its blocks along `axis` (default: the
+        format's axis): a per-tensor scale spans every element, a per-channel one the axis."""
+        if self.block == 0:
+            return self.bits_per_element(max(math.prod(shape), 1))
+        if self.block is None:
+            return self.bits_per_element(max(shape[self.axis if axis is None else axis], 1))
+        return self.bits_per_element()
 
     def describe(self) -> str:
         block = {None: "per channel", 0: "per tensor"}.get(self.block, f"block {self.block}")

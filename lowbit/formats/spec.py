@@ -12,6 +12,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .enums import parse_enum
+
 MAX_CODE_BITS = 16
 
 
@@ -56,17 +58,6 @@ class Family(enum.Enum):
     SCALED = "scaled"
 
 
-def _parse_enum(enum_cls: type[enum.Enum], value, argument: str) -> enum.Enum:
-    if isinstance(value, enum_cls):
-        return value
-    allowed = ", ".join(repr(m.value) for m in enum_cls)
-    if isinstance(value, str):
-        for member in enum_cls:
-            if member.value == value.lower():
-                return member
-    raise ValueError(f"{argument} must be one of {allowed}, got {value!r}")
-
-
 def _require_int(value, argument: str, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{argument} must be an integer, got {type(value).__name__} {value!r}")
@@ -80,8 +71,25 @@ def _require_bool(value, argument: str) -> None:
         raise TypeError(f"{argument} must be True or False, got {value!r}")
 
 
+class ElementStorage:
+    """Storage of formats without a block scale: each code holds `elements_per_code` elements."""
+
+    elements_per_code = 1
+
+    def bits_per_element(self, block_elems: int | None = None) -> float:
+        """Bits of storage per element. block_elems is for block-scaled formats (elements per
+        scale); an element or codebook format has no scale and refuses it."""
+        if block_elems is not None:
+            raise ValueError(f"block_elems applies to block-scaled formats; {self.name or self!r} has no scale")
+        return self.bits / self.elements_per_code
+
+    def bits_per_element_in(self, shape: tuple[int, ...], axis: int | None = None) -> float:
+        """Bits per element of an array of `shape` (the same for every shape: no scale)."""
+        return self.bits_per_element()
+
+
 @dataclass(frozen=True)
-class IntFormat:
+class IntFormat(ElementStorage):
     """A fixed-point integer format with `bits` bits, codes in two's complement.
 
     symmetric: the most negative code is unused, so the range is [-(2^(bits-1)-1), 2^(bits-1)-1]
@@ -107,6 +115,11 @@ class IntFormat:
     @property
     def n_codes(self) -> int:
         return 1 << self.bits
+
+    @property
+    def significand_bits(self) -> int:
+        """Bits of the magnitude a multiplier sees (all of the code)."""
+        return self.bits
 
     @property
     def min(self) -> int:
@@ -153,7 +166,7 @@ class IntFormat:
 
 
 @dataclass(frozen=True)
-class FloatFormat:
+class FloatFormat(ElementStorage):
     """A minifloat with `exp_bits` exponent and `man_bits` mantissa bits.
 
     bias:       exponent bias; default 2^(exp_bits-1) - 1.
@@ -187,8 +200,8 @@ class FloatFormat:
             raise ValueError(
                 f"exp_bits + man_bits + sign = {self.bits} bits; element formats have at most {MAX_CODE_BITS} bits"
             )
-        object.__setattr__(self, "specials", _parse_enum(Specials, self.specials, "specials"))
-        object.__setattr__(self, "ties", _parse_enum(Ties, self.ties, "ties"))
+        object.__setattr__(self, "specials", parse_enum(Specials, self.specials, "specials"))
+        object.__setattr__(self, "ties", parse_enum(Ties, self.ties, "ties"))
         if self.bias is None:
             object.__setattr__(self, "bias", (1 << (self.exp_bits - 1)) - 1)
         else:
@@ -197,7 +210,7 @@ class FloatFormat:
         if self.overflow is None:
             default = {Specials.IEEE: Overflow.INF, Specials.NONE: Overflow.SATURATE}
             object.__setattr__(self, "overflow", default.get(self.specials, Overflow.NAN))
-        object.__setattr__(self, "overflow", _parse_enum(Overflow, self.overflow, "overflow"))
+        object.__setattr__(self, "overflow", parse_enum(Overflow, self.overflow, "overflow"))
         self._check_specials()
 
     def _check_specials(self) -> None:
@@ -230,6 +243,11 @@ class FloatFormat:
     @property
     def n_codes(self) -> int:
         return 1 << self.bits
+
+    @property
+    def significand_bits(self) -> int:
+        """Mantissa bits plus the hidden bit."""
+        return self.man_bits + 1
 
     @property
     def sign_shift(self) -> int:

@@ -1,11 +1,20 @@
-"""Bit-exact emulation: Numba kernels (one source, CPU and CUDA), packing, and the reference oracle."""
+"""Bit-exact emulation, in rooms whose imports point one way:
 
-from .elements import Encoded, Target, bits_per_element, decode, encode, quantize
+- `kernels`: the compiled layer (scalar functions written once, JIT options, CPU and CUDA
+  drivers, the parameter vectors, and `dispatch`, which runs a named driver on a target);
+- `host`: the API of every format family (quantize, encode, decode), input checks, scale rules,
+  the block pipeline, packing and the Hadamard transform;
+- `gemm`: dot-product and GEMM emulation;
+- `reference`: the slow, obvious oracle the kernels are tested against.
+"""
+
 from .gemm import MatmulError, Order, dot, matmul, matmul_error
-from .packing import BitOrder, pack_codes, unpack_codes
-from .params import NanPolicy
-from .rounding import Rounding
-from .transforms import hadamard
+from .host.codec import Encoded, bits_per_element, decode, encode, quantize
+from .host.packing import BitOrder, pack_codes, unpack_codes
+from .host.transforms import hadamard
+from .kernels.dispatch import Target
+from .kernels.params import NanPolicy
+from .kernels.rounding import Rounding
 
 __all__ = [
     "BitOrder",

@@ -35,23 +35,21 @@ from ..formats import (
     TensorScale,
     VectorCodebookFormat,
     get_format,
+    parse_enum,
 )
 from ..formats.accumulator import Accumulator, AccumulatorKind, get_accumulator
-from .rounding import Rounding
+from .host.codec import encode, quantize
+from .host.inputs import host_target
+from .host.scales import dq_values, scale_values
+from .kernels import dispatch
+from .kernels.dispatch import Out, Suite, Target
+from .kernels.dot_scalar import ACC_EXACT, ACC_FLOAT, ACC_INT, ORDER_PAIRWISE, ORDER_SEQUENTIAL, TILE32
+from .kernels.rounding import Rounding
 
 
 class Order(enum.Enum):
     SEQUENTIAL = "sequential"
     PAIRWISE = "pairwise"
-
-    @classmethod
-    def parse(cls, value: Order | str) -> Order:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            raise ValueError(f"order must be 'sequential' or 'pairwise', got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -99,17 +97,15 @@ def _scale_bits(fmt: ScaledFormat) -> int:
     s = fmt.scale
     if s is None or isinstance(s, DoubleQuant):
         return 24
-    return s.man_bits + 1 if isinstance(s, FloatFormat) else s.bits
+    return s.significand_bits
 
 
 def factors(x: np.ndarray, fmt) -> Factors:
     """Quantize x (rows, K) along K to `fmt` and split it into elements, block scales and tensor scale."""
-    from . import elements as api
-
     spec = get_format(fmt)
     rows, k = x.shape
     if isinstance(spec, (FloatFormat, IntFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
-        vals = np.asarray(api.quantize(x, spec, axis=1), np.float64)
+        vals = np.asarray(quantize(x, spec, axis=1), np.float64)
         table = vals if isinstance(spec, VectorCodebookFormat) else _element_table(spec)
         return Factors(vals, np.ones((rows, 1)), max(k, 1), 1.0, isinstance(spec, IntFormat), _span(table), 1, False)
     if not isinstance(spec, ScaledFormat):
@@ -119,23 +115,21 @@ def factors(x: np.ndarray, fmt) -> Factors:
             f"format {spec.name or fmt!r}: AFPQ's separate positive and negative scales make two partial sums "
             "per block; matmul emulates one scale per block"
         )
-    enc = api.encode(x, spec, axis=1, nan="zero")
+    enc = encode(x, spec, axis=1, nan="zero")
     table = _element_table(spec.element)
     elems = table[np.asarray(enc.codes).astype(np.int64)]
-    if isinstance(spec.element, IntFormat) and spec.rule.power_of_two:
-        elems = elems * 2.0 ** -(spec.element.bits - 2)  # OCP MXINT8's fixed-point step
+    if spec.element_step != 1.0:
+        elems = elems * spec.element_step  # OCP MXINT8's fixed-point step
     # one row of scales per row of x, or a single scale for a per-tensor format (broadcast below)
     scale_rows = 1 if spec.block == 0 else rows  # block 0: one scale for the whole tensor
     scale_codes = np.asarray(enc.scales).reshape(scale_rows, -1, spec.scales_per_block)
     if isinstance(spec.scale, DoubleQuant):
-        from .scales import dq_values
-
         scales = dq_values(scale_codes.reshape(-1), enc.meta["dq_absmax"], enc.meta["dq_offset"], spec.scale)
         scales = np.asarray(scales, np.float64).reshape(scale_rows, -1)
     else:
-        scales = np.asarray(api._scale_values(scale_codes[..., 0], spec), np.float64).reshape(scale_rows, -1)
+        scales = np.asarray(scale_values(scale_codes[..., 0], spec), np.float64).reshape(scale_rows, -1)
     if spec.asymmetric:  # integer elements with a zero point: (code - zero point) * scale
-        zero = np.asarray(api._scale_values(scale_codes[..., 1], spec), np.float64).reshape(scale_rows, -1)
+        zero = np.asarray(scale_values(scale_codes[..., 1], spec), np.float64).reshape(scale_rows, -1)
         elems = elems - np.repeat(zero, spec.block or k, axis=1)[:, :k]
     block = spec.block if spec.block else max(k, 1)
     if scales.shape[0] != rows:  # one scale for the whole tensor
@@ -146,8 +140,6 @@ def factors(x: np.ndarray, fmt) -> Factors:
 
 
 def _acc_params(acc: Accumulator, rounding: Rounding) -> np.ndarray:
-    from .dot_scalar import ACC_EXACT, ACC_FLOAT, ACC_INT
-
     if acc.kind is AccumulatorKind.FLOAT:
         if acc.man_bits > 51:
             raise ValueError(f"accumulator: float accumulators of up to 51 mantissa bits, got {acc.label}")
@@ -250,10 +242,10 @@ def _setup(a, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"a has K = {a.shape[1]} columns but b has {b.shape[0]} rows; they must match")
     acc = get_accumulator(accumulator)
-    mode = Rounding.parse(rounding)
+    mode = parse_enum(Rounding, rounding, "rounding")
     if mode is Rounding.STOCHASTIC:
         raise ValueError("rounding: the accumulator rounds with 'rne', 'rtz', 'rna', 'rup' or 'rdown'")
-    order = Order.parse(order)
+    order = parse_enum(Order, order, "order")
     if partial_sum_bits is not None and (
         isinstance(partial_sum_bits, bool) or not isinstance(partial_sum_bits, int) or not 2 <= partial_sum_bits <= 52
     ):
@@ -271,9 +263,6 @@ def _setup(a, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits
 
 
 def _run(s: _Setup, target) -> np.ndarray:
-    from .dot_scalar import ORDER_PAIRWISE, ORDER_SEQUENTIAL
-    from .elements import Target
-
     fa, fb = s.fa, s.fb
     m, n = fa.elements.shape[0], fb.elements.shape[0]
     out = np.zeros((m, n), np.float64)
@@ -283,14 +272,8 @@ def _run(s: _Setup, target) -> np.ndarray:
     args = (fa.elements, fa.scales, fa.block, fb.elements, fb.scales, fb.block, s.chunk, s.q, s.trunc, order, tscale)
     if m == 0 or n == 0:
         return out
-    if Target.parse(target) is Target.CUDA:
-        from numba import cuda
-
-        from .cuda import cuda_dot_drivers, launch
-
-        d_out, d_flags = cuda.device_array_like(out), cuda.device_array_like(flags)
-        launch(cuda_dot_drivers().dot, m * n)(*args, d_out, d_flags)
-        out, flags = d_out.copy_to_host(), d_flags.copy_to_host()
+    if host_target(target) is Target.CUDA:
+        dispatch.run("dot", Target.CUDA, m * n, *args, Out(out), Out(flags), suite=Suite.DOT)
     else:
         _run_cpu(s, args, tscale, out, flags)
     if flags.any():
@@ -345,11 +328,8 @@ def _run_blas_chunks(s: _Setup, drivers, path: CpuPath, chunk: int, out: np.ndar
 def _run_cpu(s: _Setup, args: tuple, tscale: float, out: np.ndarray, flags: np.ndarray) -> None:
     """The CPU drivers: a vectorised one where sequential chunk sums are exact in float32 or float64
     (see `cpu_path`), else the general one."""
-    from .cpu import cpu_dot_drivers
-    from .dot_scalar import TILE32
-
     fa, fb = s.fa, s.fb
-    drivers = cpu_dot_drivers()
+    drivers = dispatch.drivers(Target.CPU, Suite.DOT)
     path, chunk = cpu_path(s)
     if path is not CpuPath.GENERAL and chunk >= BLAS_CHUNK:
         _run_blas_chunks(s, drivers, path, chunk, out)

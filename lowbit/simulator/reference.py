@@ -14,8 +14,8 @@ import functools
 import math
 from fractions import Fraction
 
-from ..formats import FloatFormat, IntFormat, Overflow, Specials, Ties
-from .rounding import Rounding
+from ..formats import FloatFormat, IntFormat, Overflow, Specials, Ties, parse_enum
+from .kernels.rounding import Rounding
 
 INF, NEG_INF = "inf", "-inf"
 NAN, NEG_NAN = "nan", "-nan"
@@ -129,7 +129,7 @@ def encode_value(fmt, x, rounding: Rounding | str = "rne", u: Fraction | None = 
     u: for stochastic rounding, a number in [0, 1): the result is the upper neighbour iff
     u < (x - lower) / (upper - lower).
     """
-    mode = Rounding.parse(rounding)
+    mode = parse_enum(Rounding, rounding, "rounding")
     if isinstance(x, float) and math.isnan(x):
         return _nan_or_none(fmt, math.copysign(1.0, x) < 0)
     negative = (x < 0) or (isinstance(x, float) and x == 0 and math.copysign(1.0, x) < 0)

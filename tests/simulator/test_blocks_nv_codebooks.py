@@ -165,7 +165,7 @@ def test_nf4_double_quantization():
     assert min(v for v in code if v > 0) == pytest.approx(0.55e-6)  # (0.1 + 1) / 2 * 10^-6
     x = np.random.default_rng(5).standard_normal((32, 64 * 300)).astype(F32)  # weight-like data
     enc = lowbit.encode(x, fmt)
-    from lowbit.simulator.scales import dq_values
+    from lowbit.simulator.host.scales import dq_values
 
     got = dq_values(enc.scales.reshape(-1), enc.meta["dq_absmax"], enc.meta["dq_offset"], fmt.scale)
     absmax = np.abs(x).reshape(-1, 64).max(axis=1)

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 import lowbit
 from lowbit.formats import CodebookFormat, DoubleQuant, GridFormat, VectorCodebookFormat, catalog
-from lowbit.simulator.scales import dq_values
+from lowbit.simulator.host.scales import dq_values
 
 SCALED = list(catalog.family("scaled"))
 CODEBOOKS = list(catalog.family("codebook"))

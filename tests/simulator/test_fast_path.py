@@ -11,7 +11,7 @@ import pytest
 
 import lowbit
 from lowbit.formats import catalog
-from lowbit.simulator.params import fast_params
+from lowbit.simulator.kernels.params import fast_params
 
 from ..helpers import CUSTOM_FORMATS, all_float16, grid_inputs, random_f32
 

@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from ..formats import FloatFormat, IntFormat, Overflow, Ties
+from ...formats import FloatFormat, IntFormat, Overflow, Ties
 from .scalar import (
     F_COUNT,
     F_CSUB,
@@ -59,15 +59,6 @@ class NanPolicy(enum.Enum):
 
     RAISE = "raise"
     ZERO = "zero"
-
-    @classmethod
-    def parse(cls, value: NanPolicy | str) -> NanPolicy:
-        if isinstance(value, cls):
-            return value
-        for member in cls:
-            if isinstance(value, str) and value.lower() == member.value:
-                return member
-        raise ValueError(f"nan must be 'raise' or 'zero', got {value!r}")
 
 
 def _float_params(fmt: FloatFormat, p: np.ndarray) -> None:

@@ -6,6 +6,8 @@ import enum
 
 import numpy as np
 
+from ...formats import parse_enum
+
 
 class BitOrder(enum.Enum):
     """Where the first element goes.
@@ -18,14 +20,6 @@ class BitOrder(enum.Enum):
 
     LSB_FIRST = "lsb_first"
     MSB_FIRST = "msb_first"
-
-    @classmethod
-    def parse(cls, value: BitOrder | str) -> BitOrder:
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str) and value.lower() in {m.value for m in cls}:
-            return cls(value.lower())
-        raise ValueError(f"order must be 'lsb_first' or 'msb_first', got {value!r}")
 
 
 def _bit_positions(bits: int, order: BitOrder) -> np.ndarray:
@@ -44,7 +38,7 @@ def pack_codes(codes, bits: int, order: BitOrder | str = BitOrder.LSB_FIRST) -> 
     The last byte is padded with zero bits. 16-bit codes with LSB_FIRST are little-endian words.
     """
     _check_bits(bits)
-    order = BitOrder.parse(order)
+    order = parse_enum(BitOrder, order, "order")
     c = np.asarray(codes)
     if c.dtype.kind not in "iu":
         raise TypeError(f"codes must be an integer array, got dtype {c.dtype}")
@@ -60,7 +54,7 @@ def pack_codes(codes, bits: int, order: BitOrder | str = BitOrder.LSB_FIRST) -> 
 def unpack_codes(data, bits: int, count: int, order: BitOrder | str = BitOrder.LSB_FIRST) -> np.ndarray:
     """Inverse of `pack_codes`: the first `count` codes (uint8 or uint16) of a packed buffer."""
     _check_bits(bits)
-    order = BitOrder.parse(order)
+    order = parse_enum(BitOrder, order, "order")
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else np.asarray(data)
     if buf.dtype != np.uint8:
         raise TypeError(f"data must be bytes or a uint8 array, got dtype {buf.dtype}")

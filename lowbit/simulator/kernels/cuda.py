@@ -1,13 +1,17 @@
-"""CUDA array drivers: the same scalar kernels in grid-stride loops. Imported only when a CUDA
-target is asked for; with NUMBA_ENABLE_CUDASIM=1 they run in Numba's CUDA simulator."""
+"""CUDA array drivers: the same scalar kernels in grid-stride loops, compiled when a CUDA target
+is first asked for; with NUMBA_ENABLE_CUDASIM=1 they run in Numba's CUDA simulator.
+
+This module loads without numba.cuda: the loops name `cuda`, which the build binds to numba.cuda
+(through lowbit.lazy) in the namespace they are compiled in, as the CPU build binds `prange`."""
 
 from __future__ import annotations
 
 import functools
 from types import SimpleNamespace
 
-from numba import cuda, float64
+from numba import float64
 
+from ...lazy import numba_cuda
 from . import dot_scalar
 from .dot_scalar import STACK, dot_one
 from .jit import cuda_device, cuda_kernel
@@ -26,6 +30,9 @@ from .scalar import (
 
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 4096
+
+# Stands for numba.cuda in the source; each build binds the real module (see the docstring).
+cuda = None
 
 
 def quantize_loop(bits, in_m, in_e, p, mode, seed, table, out):
@@ -79,7 +86,7 @@ LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop, fwht_loop,
 def cuda_drivers() -> SimpleNamespace:
     """The drivers compiled for CUDA (built on first use)."""
     namespace = {**make_kernels(cuda_device), **{f.__name__: f for f in LOOPS}}
-    namespace["cuda"] = cuda
+    namespace["cuda"] = numba_cuda()
     kernels = retarget(LOOPS, cuda_kernel, namespace)
     return SimpleNamespace(**{name.removesuffix("_loop"): fn for name, fn in kernels.items()})
 
@@ -105,6 +112,6 @@ def dot_loop(ea, sa, blk_a, eb, sb, blk_b, chunk, q, trunc, order, tscale, out, 
 @functools.cache
 def cuda_dot_drivers() -> SimpleNamespace:
     """The dot-product drivers compiled for CUDA (built on first use)."""
-    namespace = dot_scalar.make_dot_kernels(cuda_device, cuda=cuda, float64=float64, dot_loop=dot_loop)
+    namespace = dot_scalar.make_dot_kernels(cuda_device, cuda=numba_cuda(), float64=float64, dot_loop=dot_loop)
     kernels = retarget((dot_loop,), cuda_kernel, namespace)
     return SimpleNamespace(dot=kernels["dot_loop"])

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from .elements import Target, _host_float_array
+from ..kernels.dispatch import Out, run
+from .inputs import host_float_array, host_target
 
 
 def _check_size(size: int, length: int) -> int:
@@ -31,7 +32,7 @@ def hadamard(x, size: int | None = None, *, axis: int = -1, seed: int | None = N
     returns x. Computed in float64 by an O(n log n) butterfly kernel (CPU or CUDA); the result
     is float64. size defaults to the whole axis, which must then be a power of two.
     """
-    arr = np.asarray(_host_float_array(x), dtype=np.float64)
+    arr = np.asarray(host_float_array(x), dtype=np.float64)
     if arr.ndim == 0:
         raise ValueError("x must have at least one dimension")
     moved = np.moveaxis(arr, axis, -1)
@@ -42,7 +43,7 @@ def hadamard(x, size: int | None = None, *, axis: int = -1, seed: int | None = N
         buf = buf * signs
     flat = np.ascontiguousarray(buf).reshape(-1).copy()
     if flat.size:
-        _run_fwht(flat, h, Target.parse(target))
+        run("fwht", host_target(target), flat.size // h, Out(flat), h)
     k = h.bit_length() - 1
     # 2^(-k/2): a power of two times 1/sqrt(2) when k is odd (one rounding).
     flat *= 2.0 ** -(k // 2)
@@ -52,18 +53,3 @@ def hadamard(x, size: int | None = None, *, axis: int = -1, seed: int | None = N
     if signs is not None and inverse:
         out = out * signs
     return np.moveaxis(out.reshape(moved.shape), -1, axis)
-
-
-def _run_fwht(flat: np.ndarray, h: int, target: Target) -> None:
-    if target is Target.CUDA:
-        from numba import cuda
-
-        from .cuda import cuda_drivers, launch
-
-        d = cuda.to_device(flat)
-        launch(cuda_drivers().fwht, flat.size // h)(d, h)
-        flat[:] = d.copy_to_host()
-    else:
-        from .cpu import cpu_drivers
-
-        cpu_drivers().fwht(flat, h)

@@ -22,12 +22,3 @@ class Rounding(enum.IntEnum):
     RUP = scalar.RUP
     RDOWN = scalar.RDOWN
     STOCHASTIC = scalar.STOCHASTIC
-
-    @classmethod
-    def parse(cls, value: Rounding | str) -> Rounding:
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str) and value.lower() in cls.__members__.keys() | {m.name.lower() for m in cls}:
-            return cls[value.upper()]
-        allowed = ", ".join(repr(m.name.lower()) for m in cls)
-        raise ValueError(f"rounding must be one of {allowed}, got {value!r}")

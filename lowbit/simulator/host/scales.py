@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..formats import DoubleQuant, FloatFormat, ScaledFormat, ScaleRule
+from ...formats import DoubleQuant, ScaledFormat, ScaleRule
+from ..kernels.params import NanPolicy
+from ..kernels.rounding import Rounding
+from .elements import decode_values, encode_values, round_values, saturating
 
 F32 = np.float32
 _E8M0_MIN, _E8M0_MAX = -127, 127
@@ -33,7 +36,7 @@ def pow2_exponent(amax: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
         # ceil(log2(d)), exactly: subnormal d lies in (2^-127, 2^-126] (-> -126) or below (-> -127).
         e = np.where(field > 0, field - 127 + (frac != 0), np.where(frac > (1 << 22), -126, -127))
     elif rule is ScaleRule.EVEN:
-        mbits = _element_mantissa_bits(fmt)
+        mbits = fmt.element_mantissa_bits
         rounded = (bits + (1 << (23 - mbits - 1))) & 0x7F800000
         e = (rounded >> 23) - 127 - emax
     else:
@@ -41,11 +44,6 @@ def pow2_exponent(amax: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
         if rule is ScaleRule.CEIL:
             e = e + ((bits & 0x7FFFFF) != 0)
     return np.clip(e, _E8M0_MIN, _E8M0_MAX).astype(np.int32)
-
-
-def _element_mantissa_bits(fmt: ScaledFormat) -> int:
-    e = fmt.element
-    return e.man_bits if isinstance(e, FloatFormat) else e.bits - 2
 
 
 def round_to_scale_format(s: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
@@ -57,10 +55,7 @@ def round_to_scale_format(s: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
         s = np.minimum(s, F32(fmt.scale_max))
     if fmt.scale is None or isinstance(fmt.scale, DoubleQuant):
         return s.astype(np.float32)  # double quantization happens over all blocks at once
-    from .blocks import saturating
-    from .elements import quantize
-
-    return quantize(s.astype(np.float32), saturating(fmt.scale)).astype(np.float32)
+    return round_values(s.astype(np.float32), saturating(fmt.scale)).astype(np.float32)
 
 
 def absmax_scale(amax: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
@@ -134,3 +129,19 @@ def dq_values(codes: np.ndarray, a2: np.ndarray, offset: F32, dq: DoubleQuant) -
     """Scale values of double-quantized codes: map[code] * absmax(group) + offset, in float32."""
     group = np.repeat(a2, dq.block)[: codes.size]
     return ((dq.code.table[codes.astype(np.int64)] * group) + F32(offset)).astype(np.float32)
+
+
+def scale_codes(values: np.ndarray, spec: ScaledFormat) -> np.ndarray:
+    """Codes of scale values in the scale format; an exact-float32 scale's code is its IEEE bits."""
+    if isinstance(spec.scale, DoubleQuant):
+        raise TypeError("double-quantized scale codes come with their state (double_quantize)")
+    if spec.scale is None:
+        return np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    return encode_values(values.astype(np.float32), spec.scale, Rounding.RNE, 0, NanPolicy.ZERO)
+
+
+def scale_values(codes: np.ndarray, spec: ScaledFormat) -> np.ndarray:
+    """Scale values (float32) of scale codes; the inverse of `scale_codes`."""
+    if spec.scale is None:
+        return np.ascontiguousarray(codes, dtype=np.uint32).view(np.float32)
+    return decode_values(np.asarray(codes), spec.scale)

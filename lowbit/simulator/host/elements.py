@@ -1,0 +1,128 @@
+"""Element formats on the host: flat float arrays rounded, encoded and decoded by the compiled
+drivers. Inputs here are already validated (see `inputs`); the public API (`codec`), the scale
+rules and the block pipeline all round through these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from ...formats import FloatFormat, IntFormat, Overflow
+from ..kernels.dispatch import Out, Target, as_device_array, device_array, launch_on_device, run, to_device
+from ..kernels.params import NanPolicy, fast_params, kernel_params
+from ..kernels.rounding import Rounding
+
+ElementLike = FloatFormat | IntFormat
+
+
+@functools.cache
+def saturating(e: ElementLike) -> ElementLike:
+    """e with saturating overflow. Block formats saturate their elements and scales: the scale
+    was chosen so that the block fits, and a finite block never gets an infinite scale."""
+    if isinstance(e, FloatFormat) and e.overflow is not Overflow.SATURATE:
+        return dataclasses.replace(e, overflow=Overflow.SATURATE, name=None)
+    return e
+
+
+def bits_view(flat: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Integer view of a contiguous float32/float64 array and its IEEE (mantissa, exponent) bits."""
+    if flat.dtype == np.float32:
+        return flat.view(np.int32), 23, 8
+    return flat.view(np.int64), 52, 11
+
+
+def _fast(flat: np.ndarray, fmt: ElementLike, mode: Rounding, for_encode: bool) -> np.ndarray | None:
+    """Parameters of the vectorized float32 round-to-nearest-even path, when it applies."""
+    if flat.dtype != np.float32 or mode is not Rounding.RNE:
+        return None
+    return fast_params(fmt, for_encode)
+
+
+def quantize_flat(
+    flat: np.ndarray, fmt: ElementLike, mode: Rounding, seed: int, target: Target, out: np.ndarray
+) -> np.ndarray:
+    """Values of a contiguous 1-D float32/float64 array rounded to `fmt`, written into `out`."""
+    if flat.size == 0:
+        return out
+    fast = _fast(flat, fmt, mode, for_encode=False)
+    if fast is not None:
+        kernel = (
+            "quantize_fast"
+            if target is Target.CUDA
+            else ("quantize_int" if isinstance(fmt, IntFormat) else "quantize_float")
+        )
+        run(kernel, target, flat.size, flat, fast, Out(out))
+        return out
+    bits, in_m, in_e = bits_view(flat)
+    table = np.asarray(fmt.values, dtype=np.float64)
+    run("quantize", target, flat.size, bits, in_m, in_e, kernel_params(fmt), int(mode), seed, table, Out(out))
+    return out
+
+
+def round_values(x: np.ndarray, fmt: ElementLike, mode: Rounding = Rounding.RNE, seed: int = 0,
+                 target: Target = Target.CPU) -> np.ndarray:  # fmt: skip
+    """x (float32 or float64 host array) rounded to `fmt`, same shape and dtype."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    return quantize_flat(flat, fmt, mode, seed, target, np.empty_like(flat)).reshape(np.shape(x))
+
+
+def quantize_device(x, fmt: ElementLike, mode: Rounding, seed: int):
+    """A CUDA device array rounded to `fmt`, as a new device array."""
+    d = as_device_array(x)
+    if d.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x: device arrays must be float32 or float64, got {d.dtype}")
+    if not d.is_c_contiguous():
+        raise ValueError("x: device arrays must be C-contiguous")
+    flat = d.reshape(d.size)
+    out = device_array(d.size, d.dtype)
+    fast = fast_params(fmt, False) if d.dtype == np.float32 and mode is Rounding.RNE else None
+    if d.size and fast is not None:
+        launch_on_device("quantize_fast", d.size, flat, to_device(fast), out)
+    elif d.size:
+        in_m, in_e = (23, 8) if d.dtype == np.float32 else (52, 11)
+        bits = flat.view(np.int32 if d.dtype == np.float32 else np.int64)
+        table = to_device(np.asarray(fmt.values, dtype=np.float64))
+        launch_on_device(
+            "quantize", d.size, bits, in_m, in_e, to_device(kernel_params(fmt)), int(mode), seed, table, out
+        )
+    return out.reshape(d.shape)
+
+
+def encode_values(
+    x: np.ndarray, fmt: ElementLike, mode: Rounding, seed: int, policy: NanPolicy, target: Target = Target.CPU
+) -> np.ndarray:
+    """Codes of x (float32 or float64 host array) in `fmt`, same shape. NaN input follows
+    `policy` for a format without a NaN code (the caller has refused it for RAISE)."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    codes = np.empty(flat.size, dtype=fmt.code_dtype)
+    fast = _fast(flat, fmt, mode, for_encode=True)
+    if flat.size and fast is not None and target is Target.CPU:
+        run("encode_fast", target, flat.size, flat, fast, kernel_params(fmt, policy), Out(codes))
+    elif flat.size:
+        bits, in_m, in_e = bits_view(flat)
+        run("encode", target, flat.size, bits, in_m, in_e, kernel_params(fmt, policy), int(mode), seed, Out(codes))
+    return codes.reshape(np.shape(x))
+
+
+def check_codes(codes: np.ndarray, n_codes: int, what: str) -> None:
+    """Raise unless codes is an integer array with every code in [0, n_codes)."""
+    if codes.dtype.kind not in "iu":
+        raise TypeError(f"codes must be an integer array, got dtype {codes.dtype}")
+    if codes.size and (codes.min() < 0 or codes.max() >= n_codes):
+        raise ValueError(f"codes must lie in [0, {n_codes - 1}] for {what}")
+
+
+def decode_values(codes: np.ndarray, fmt: ElementLike, dtype=np.float32, target: Target = Target.CPU) -> np.ndarray:
+    """Values of element codes (checked to lie in the format's range) as float32 or float64."""
+    out_dtype = np.dtype(dtype)
+    if out_dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {out_dtype}")
+    check_codes(codes, fmt.n_codes, f"a {fmt.bits}-bit format")
+    flat = np.ascontiguousarray(codes).reshape(-1).astype(np.int64)
+    out = np.empty(flat.size, dtype=out_dtype)
+    if flat.size:
+        run("decode", target, flat.size, flat, np.asarray(fmt.values, dtype=np.float64), Out(out))
+    return out.reshape(codes.shape)
