@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..formats.accumulator import get_accumulator
+from ..formats import get_accumulator, parse_enum
 from .cells import MultiplierEnergy, cell_costs, gate_equivalents
 from .data import load
 from .operands import Operand, operand
@@ -154,7 +154,7 @@ def estimate(
         partial_sum_bits = _check_int(partial_sum_bits, "partial_sum_bits", 2)
     acc = get_accumulator(accumulator)
     tech = get_node(node)
-    energy_source = MultiplierEnergy(multiplier_energy) if isinstance(multiplier_energy, str) else multiplier_energy
+    energy_source = parse_enum(MultiplierEnergy, multiplier_energy, "multiplier_energy")
     a = operand(a_format, decode, reduction_length)
     b = operand(b_format, decode, reduction_length)
     la, lb = (a, b) if lane_format is None else _lanes_for(lane_format, a, b, decode, reduction_length)

@@ -82,13 +82,13 @@ def _sign_only(values) -> tuple[bool, bool]:
 def _element(element, decode: FloatFormat, bits_per_element: float, name: str) -> Operand:
     """The lane operand of an element format (float, integer, codebook or grid)."""
     if isinstance(element, FloatFormat):
-        return Operand(name, element.man_bits + 1, element.exp_bits, bits_per_element)
+        return Operand(name, element.significand_bits, element.exp_bits, bits_per_element)
     values = () if isinstance(element, VectorCodebookFormat) else tuple(float(v) for v in element.values)
     sign_only, has_zero = _sign_only(values) if values else (False, False)
     if sign_only:
         return Operand(name, 1, 0, bits_per_element, sign_only=True, has_zero=has_zero)
     if isinstance(element, IntFormat):
-        return Operand(name, element.bits, 0, bits_per_element)
+        return Operand(name, element.significand_bits, 0, bits_per_element)
     return _decoded(element, decode, bits_per_element, name)
 
 
@@ -101,7 +101,7 @@ def _decoded(element, decode: FloatFormat, bits_per_element: float, name: str) -
             f"per lane; lowbit costs codebooks of up to {MAX_LUT_BITS} bits"
         )
     lookup = Lookup(element.n_codes, per * decode.bits, per)
-    return Operand(name, decode.man_bits + 1, decode.exp_bits, bits_per_element, lookup=lookup)
+    return Operand(name, decode.significand_bits, decode.exp_bits, bits_per_element, lookup=lookup)
 
 
 def _scale_stage(fmt: ScaledFormat) -> ScaleStage:
@@ -109,9 +109,9 @@ def _scale_stage(fmt: ScaledFormat) -> ScaleStage:
     if isinstance(s, DoubleQuant) or s is None:
         exp_bits, sig_bits = 8, 24  # an fp32 scale (double quantization decodes to one)
     elif isinstance(s, IntFormat):
-        exp_bits, sig_bits = 0, s.bits
+        exp_bits, sig_bits = 0, s.significand_bits
     else:
-        exp_bits, sig_bits = s.exp_bits, s.man_bits + 1
+        exp_bits, sig_bits = s.exp_bits, s.significand_bits
     pow2 = isinstance(s, FloatFormat) and s.man_bits == 0
     return ScaleStage(
         ScaleKind.POW2 if pow2 else ScaleKind.MULTIPLY,
@@ -139,6 +139,6 @@ def operand(fmt, decode: str | FloatFormat = "float16", reduction_length: int = 
         base = _element(spec.element, dec, bpe, name)
         return Operand(**{**base.__dict__, "scale": _scale_stage(spec)})
     if isinstance(spec, (FloatFormat, IntFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
-        bpe = float(getattr(spec, "bits_per_element", spec.bits))
+        bpe = float(spec.bits_per_element())
         return _element(spec, dec, bpe, name)
     raise ValueError(f"format {name!r}: the cost model has no template for {type(spec).__name__}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..formats.accumulator import Accumulator, AccumulatorKind
+from ..formats import Accumulator, AccumulatorKind
 from .components import (
     NOTHING,
     Counts,

