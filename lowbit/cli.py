@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+from pathlib import Path
 
-from .formats import FloatFormat, IntFormat, ScaledFormat, catalog, get_format
+from .costmodel import estimate
+from .dashboard import create_app
+from .formats import AnyFormat, FloatFormat, IntFormat, ScaledFormat, catalog, get_format
+from .study import StudyError, pareto_front, run_study
+from .study.store import BITS_PER_ELEMENT, Better, get_metric
+
+# What `lowbit run` prints: each workload's front of this accuracy against this cost.
+FRONT_METRIC = get_metric("qsnr_db")
+FRONT_COST = BITS_PER_ELEMENT
 
 
 def _fmt_number(v: float) -> str:
     return f"{v:.6g}"
 
 
-def _row(name: str, spec) -> tuple[str, ...]:
+def _bits_per_element(spec: AnyFormat) -> str:
+    """The spec's storage per element; a per-channel or per-tensor scale's share depends on the
+    tensor's shape, which a catalog has not got."""
+    if isinstance(spec, ScaledFormat) and not spec.block:
+        return f"{spec.bits}+scale"
+    return f"{spec.bits_per_element():g}"
+
+
+def _row(name: str, spec: AnyFormat) -> tuple[str, ...]:
     if isinstance(spec, (FloatFormat, IntFormat)):
         ranges = (_fmt_number(spec.max), _fmt_number(spec.min_normal), _fmt_number(spec.min_subnormal))
-        return (name, str(spec.bits), *ranges, f"{float(spec.bits):g}", spec.describe())
+        return (name, str(spec.bits), *ranges, _bits_per_element(spec), spec.describe())
     # Codebook and block-scaled formats: the element's largest magnitude; the scale sets the range.
     element = spec.element if isinstance(spec, ScaledFormat) else spec
-    fixed_block = isinstance(spec, ScaledFormat) and spec.block
-    if fixed_block:
-        bpe = f"{spec.bits_per_element():g}"
-    elif isinstance(spec, ScaledFormat):
-        bpe = f"{spec.bits}+scale"
-    else:
-        bpe = f"{getattr(spec, 'bits_per_element', spec.bits):g}"
-    return (name, str(spec.bits), _fmt_number(element.max), "-", "-", bpe, spec.describe())
+    return (name, str(spec.bits), _fmt_number(element.max), "-", "-", _bits_per_element(spec), spec.describe())
 
 
 def format_table(names: list[str] | None = None) -> str:
@@ -46,8 +57,6 @@ def _cmd_formats(args: argparse.Namespace) -> int:
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:
-    from .costmodel import estimate
-
     cap = None if args.partial_sum_bits == 0 else args.partial_sum_bits
     est = estimate(
         args.a_format,
@@ -63,9 +72,18 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from .study import StudyError, pareto_front, run_study
+def _print_fronts(ok) -> None:
+    x, y = FRONT_COST.name, FRONT_METRIC.name
+    if x not in ok.columns or y not in ok.columns:
+        return
+    for workload, group in ok.groupby("workload", sort=False):
+        front = pareto_front(group, x, y, minimize_y=FRONT_METRIC.better is Better.LOWER)
+        print(f"\nPareto front, {FRONT_METRIC.label} against {FRONT_COST.label}, on {workload}:")
+        for _, row in front.iterrows():
+            print(f"  {row[x]:7.3f}  {row[y]:7.2f}  {row['format']}")
 
+
+def _cmd_run(args: argparse.Namespace) -> int:
     try:
         result = run_study(args.study, out_dir=args.output, workers=args.workers, scheduler=args.scheduler)
     except StudyError as err:
@@ -79,12 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.failed:
         for _, row in result.table[result.table["status"] == "failed"].iterrows():
             print(f"  failed: {row['format']} on {row['workload']}: {row['error']}")
-    if "qsnr_db" in ok.columns and "bits_per_element" in ok.columns:
-        for workload, group in ok.groupby("workload", sort=False):
-            front = pareto_front(group, "bits_per_element", "qsnr_db")
-            print(f"\nPareto front, QSNR (dB) against bits per element, on {workload}:")
-            for _, row in front.iterrows():
-                print(f"  {row['bits_per_element']:7.3f}  {row['qsnr_db']:7.2f}  {row['format']}")
+    _print_fronts(ok)
     return 1 if result.failed == len(result.table) and len(result.table) else 0
 
 
@@ -98,10 +111,6 @@ def _add_run_parser(sub) -> None:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .dashboard import create_app
-
     root = Path(args.results_dir)
     if not root.is_dir():
         print(f"lowbit: error: results_dir: no folder {root}", file=sys.stderr)
@@ -127,9 +136,6 @@ BENCHMARKS = ("elements", "blocks", "matmul", "dashboard", "cuda")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import subprocess
-    from pathlib import Path
-
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         print(f"lowbit: error: unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)

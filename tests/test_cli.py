@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import yaml
+
 from lowbit.cli import format_table, main
 from lowbit.formats import catalog
 
@@ -12,9 +14,22 @@ def test_catalog_table_lists_every_format_with_hand_checked_rows(capsys):
     assert set(rows) == set(catalog)
     # bits per element by hand: 4 + 8/32, 4 + 8/16, 4 + 32/64 (DESIGN.md section 3)
     assert rows["mxfp4"][5] == "4.25" and rows["nvfp4"][5] == "4.5" and rows["nf4"][5] == "4.5"
+    assert rows["higgs_p2_n16"][5] == "2" and rows["int8_per_channel"][5] == "8+scale"  # 4-bit code per pair
     assert rows["float8_e4m3fn"][1:6] == ["8", "448", "0.015625", "0.00195312", "8"]
     assert rows["float4_e2m1fn"][1:6] == ["4", "6", "1", "0.5", "4"]
     assert rows["int4"][1:3] == ["4", "7"]
+
+
+def test_run_prints_the_front(tmp_path, capsys):
+    study = {"schema_version": 1, "name": "front", "formats": ["mxfp4", "int8_per_channel"], "metrics": ["qsnr_db"],
+             "workloads": [{"kind": "normal", "shape": [1, 256], "name": "row"}]}  # fmt: skip
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    assert main(["run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("Pareto front, QSNR (dB) against bits per element, on row:")
+    # 4 + 8/32 and 8 + 32/256 bits; int8 is the more accurate, so both are on the front
+    assert [line.split()[0] for line in lines[start + 1 :]] == ["4.250", "8.125"]
+    assert [line.split()[2] for line in lines[start + 1 :]] == ["mxfp4", "int8_per_channel"]
 
 
 def test_named_formats_and_bad_name():

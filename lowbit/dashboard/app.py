@@ -7,12 +7,14 @@ from urllib.parse import unquote
 
 import dash
 from dash import Input, Output, State, dash_table, dcc, html
+from flask import abort, request
 
+from ..formats import ScaleRule
 from . import ids, views
-from .data import ACCURACY, COST
 
-SCALES = ["e8m0", "e4m3", "ue5m3", "fp16", "bf16", "fp32"]
-RULES = ["absmax", "ocp_floor", "rceil", "ceil", "even"]
+SCALES = ["e8m0", "e4m3", "ue5m3", "fp16", "bf16", "fp32"]  # the designer's scale formats (fp32: exact)
+RULES = [r.value for r in ScaleRule]
+DEFAULT_RULE = ScaleRule.OCP_FLOOR.value  # the designer starts from MX's rule (its element e2m1, block 32)
 
 
 def _dropdown(id_: str, label: str, multi: bool = False) -> html.Div:
@@ -44,7 +46,7 @@ def layout(root: Path) -> html.Div:
                                                                      min=0)]),
                   html.Div([html.Label("scale"), dcc.Dropdown(id=ids.DESIGN_SCALE, options=SCALES, value="e8m0",
                                                               clearable=False, style={"width": "120px"})]),
-                  html.Div([html.Label("rule"), dcc.Dropdown(id=ids.DESIGN_RULE, options=RULES, value="ocp_floor",
+                  html.Div([html.Label("rule"), dcc.Dropdown(id=ids.DESIGN_RULE, options=RULES, value=DEFAULT_RULE,
                                                              clearable=False, style={"width": "140px"})]),
                   html.Button("add candidate", id=ids.DESIGN_ADD, n_clicks=0)], style=row),
         html.Div(id=ids.DESIGN_MESSAGE),
@@ -69,7 +71,7 @@ def _register(app: dash.Dash, root: Path) -> None:
                    Output(ids.SCALE, "options")], Input(ids.TABLE, "value"))  # fmt: skip
     def _table(table):
         c = views.choices(root, table)
-        return views.dropdowns(c, ACCURACY, COST)
+        return views.dropdowns(c)
 
     @app.callback([Output(ids.PARETO, "figure"), Output(ids.FRONT_TABLE, "data"), Output(ids.MESSAGE, "children")],
                   [Input(ids.TABLE, "value"), Input(ids.WORKLOAD, "value"), Input(ids.METRIC, "value"),
@@ -102,8 +104,6 @@ def _register(app: dash.Dash, root: Path) -> None:
 
 
 def _refuse_traversal(server) -> None:
-    from flask import abort, request
-
     @server.before_request
     def _check():
         raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path

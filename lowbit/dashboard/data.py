@@ -8,13 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ACCURACY = {"qsnr_db": "QSNR (dB)", "mse": "MSE", "relative_mse": "relative MSE", "mae": "MAE",
-            "max_abs_error": "max |error|", "kl": "KL (nats)", "fidelity": "model fidelity (mean cosine)",
-            "retrieval_agreement": "retrieval agreement"}  # fmt: skip
-COST = {"bits_per_element": "bits per element", "area_um2": "area (um^2)", "area_per_lane_um2": "area per lane (um^2)",
-        "energy_pj_per_mac": "energy (pJ/MAC)", "sram_pj_per_element": "SRAM energy (pJ/element)",
-        "dram_pj_per_element": "DRAM energy (pJ/element)"}  # fmt: skip
-HIGHER_IS_BETTER = {"qsnr_db", "fidelity", "retrieval_agreement"}
+from ..study.store import read_table
 
 
 @dataclass(frozen=True)
@@ -55,7 +49,7 @@ def load(root: Path, name: str | None) -> Loaded:
     if path is None:
         return Loaded(pd.DataFrame(), f"Refused: {name!r} is not a results file of this folder.")
     try:
-        df = pd.read_parquet(path)
+        df = read_table(path)
     except Exception as err:  # any unreadable file is a message on the page, not a traceback
         return Loaded(pd.DataFrame(), f"Cannot read {name}: {type(err).__name__}: {err}")
     if "status" in df.columns:

@@ -7,12 +7,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..study import pareto_front
-from .data import ACCURACY, COST, HIGHER_IS_BETTER
+from ..study.reports import linearity_rows, pearson
+from ..study.store import BITS_PER_ELEMENT, column_label, higher_is_better, log_axis
 
 HOVER_COLUMNS = ("format", "family", "element", "bits", "block", "scale", "rule", "asymmetric", "tensor_scale")
-HOVER_COLUMNS += ("rounding", "hadamard", "bits_per_element", "workload")
+HOVER_COLUMNS += ("rounding", "hadamard", BITS_PER_ELEMENT.name, "workload")
 SVG_LIMIT = 5000  # above this many points the scatter draws on a WebGL canvas
-LOG_AXIS = {"mse", "relative_mse", "mae", "max_abs_error", "kl", "energy_pj_per_mac", "area_um2", "area_per_lane_um2"}
 
 
 def _hover(df: pd.DataFrame) -> list[str]:
@@ -30,7 +30,7 @@ def _hover(df: pd.DataFrame) -> list[str]:
 def front_of(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """The Pareto front with the dashboard's sense of better: lower cost, and higher or lower
     accuracy depending on the metric."""
-    return pareto_front(df, x, y, minimize_x=True, minimize_y=y not in HIGHER_IS_BETTER)
+    return pareto_front(df, x, y, minimize_x=True, minimize_y=not higher_is_better(y))
 
 
 def pareto_figure(df: pd.DataFrame, x: str, y: str, candidates: list[dict] | None = None) -> go.Figure:
@@ -49,11 +49,11 @@ def pareto_figure(df: pd.DataFrame, x: str, y: str, candidates: list[dict] | Non
         fig.add_trace(go.Scatter(x=[c["x"]], y=[c["y"]], mode="markers+text", name=f"candidate: {c['label']}",
                                  text=[c["label"]], textposition="top center",
                                  marker={"size": 14, "symbol": "star", "color": "crimson"}))  # fmt: skip
-    fig.update_layout(xaxis_title=COST.get(x, x), yaxis_title=ACCURACY.get(y, y), template="plotly_white",
+    fig.update_layout(xaxis_title=column_label(x), yaxis_title=column_label(y), template="plotly_white",
                       margin={"l": 60, "r": 20, "t": 30, "b": 50}, legend={"orientation": "h"})  # fmt: skip
-    if y in LOG_AXIS or y.startswith("gemm_relative_error"):  # errors span decades
+    if log_axis(y):  # errors span decades
         fig.update_yaxes(type="log")
-    if x in LOG_AXIS:
+    if log_axis(x):
         fig.update_xaxes(type="log")
     return fig
 
@@ -111,8 +111,6 @@ def linearity_figure(df: pd.DataFrame, drops: bool = False) -> go.Figure:
     per-layer mix (DP rows as diamonds), the line measured = predicted, and Pearson's r (of the
     fidelities) in the title. With `drops`, both axes show the drop 1 - fidelity on log scales, which
     spreads out the formats close to 1 (predictions of no drop or less are left out there)."""
-    from ..study.reports import linearity_rows, pearson
-
     rows = linearity_rows(df)
     x = rows.get("predicted_fidelity", pd.Series(dtype=float)).astype(float)
     y = rows.get("fidelity", pd.Series(dtype=float)).astype(float)

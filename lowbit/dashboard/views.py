@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
+from ..formats import AnyFormat, ScaledFormat, ScaleRule, get_format
+from ..simulator import quantize
+from ..study.replay import data_shape, requantize, row_data
+from ..study.reports import linearity_rows
+from ..study.schema import Cost
+from ..study.store import COST_COLUMNS, WorkloadKind, column_label, cost_column, metric_of, metrics, storage_bits
 from . import figures
-from .data import ACCURACY, COST, load
+from .data import list_tables, load
 
 FILTERS = ("family", "element", "block", "scale")
 DETAIL_ROWS = 64  # rows of the workload drawn for the detail view
 
 
 def table_options(root: Path) -> list[str]:
-    from .data import list_tables
-
     return list_tables(root)
+
+
+def _present(df: pd.DataFrame, column: str) -> bool:
+    return column in df.columns and bool(df[column].notna().any())
 
 
 def choices(root: Path, table: str | None) -> dict[str, list]:
@@ -28,24 +37,24 @@ def choices(root: Path, table: str | None) -> dict[str, list]:
     if df.empty:
         return {**out, **{f: [] for f in FILTERS}}
     out["workload"] = list(dict.fromkeys(df["workload"]))
-    gemm = [c for c in df.columns if c.startswith("gemm_relative_error")]
-    out["metric"] = [m for m in [*ACCURACY, *gemm] if m in df.columns and df[m].notna().any()]
-    out["cost"] = [c for c in COST if c in df.columns and df[c].notna().any()]
+    # every registered metric's columns, in registry order (a GEMM metric has one per accumulator)
+    out["metric"] = [c for m in metrics() for c in df.columns if metric_of(c) is m and _present(df, c)]
+    out["cost"] = [c.name for c in COST_COLUMNS if _present(df, c.name)]
     for f in FILTERS:
         out[f] = sorted(map(str, df[f].dropna().unique())) if f in df.columns else []
     return out
 
 
-def dropdowns(c: dict, accuracy: dict, cost: dict) -> tuple:
+def dropdowns(c: dict) -> tuple:
     """The table callback's outputs: workload options and value, metric and cost options (labelled)
     and values, and the four filters' options."""
 
     def first(values):
         return values[0] if values else None
 
-    metrics = [{"label": accuracy.get(m, m), "value": m} for m in c["metric"]]
-    costs = [{"label": cost.get(m, m), "value": m} for m in c["cost"]]
-    return (c["workload"], first(c["workload"]), metrics, first(c["metric"]), costs, first(c["cost"]),
+    metric_options = [{"label": column_label(m), "value": m} for m in c["metric"]]
+    cost_options = [{"label": column_label(m), "value": m} for m in c["cost"]]
+    return (c["workload"], first(c["workload"]), metric_options, first(c["metric"]), cost_options, first(c["cost"]),
             c["family"], c["element"], c["block"], c["scale"])  # fmt: skip
 
 
@@ -77,70 +86,74 @@ def pareto_view(root: Path, table, workload, metric, cost, filters: dict, candid
 def linearity_view(root: Path, table, workload) -> tuple:
     """(figure, style) of predicted against measured model fidelity drops on log scales; hidden for
     tables without a prediction."""
-    from ..study.reports import linearity_rows
-
     df = filtered(load(root, table).table, workload, {})
     shown = len(linearity_rows(df)) > 0
     return figures.linearity_figure(df, drops=True), {"height": "420px", "display": "block" if shown else "none"}
 
 
-def _point_data(row: pd.Series):
-    from pydantic import TypeAdapter
+def _cost_settings(row: pd.Series) -> Cost:
+    """The row's cost-model settings (the schema's defaults where the study gave none)."""
+    return Cost.model_validate_json(row.get("cost_spec") or "{}")
 
-    from ..study.schema import FormatSpec, Workload
-    from ..study.workloads import GemmPair, synthetic
 
-    w = TypeAdapter(Workload).validate_json(row["workload_spec"])
-    if w.kind == "gemm":
-        w = w.a
-    if not hasattr(w, "shape"):
-        raise ValueError("the detail view redraws synthetic workloads only")
-    spec = FormatSpec.model_validate_json(row["format_spec"])
-    x = synthetic(w.model_copy(update={"shape": [min(w.shape[0], DETAIL_ROWS), *w.shape[1:]]}))
-    return spec, (x.a if isinstance(x, GemmPair) else x)
+def _breakdown(row: pd.Series, fmt: AnyFormat, k: int) -> go.Figure:
+    try:
+        e = _cost_settings(row).estimate(fmt, k)
+    except (ValueError, TypeError):  # no cost model for this format: the graph stays empty
+        return go.Figure()
+    return figures.cost_breakdown_figure([(p.name, p.area_um2, p.energy_pj_per_mac) for p in e.components])
 
 
 def detail_view(root: Path, table, workload, filters: dict, index) -> tuple:
     """(title, value grid, error against magnitude, error histogram, cost breakdown) of one point."""
-    import plotly.graph_objects as go
-
-    from ..study.point import _quantize
-
     empty = go.Figure()
     df = load(root, table).table
     if index is None or df.empty or index not in df.index:
         return "Click a point to see its detail.", empty, empty, empty, empty
     row = df.loc[index]
     try:
-        spec, x = _point_data(row)
-        fmt = spec.spec()
-        q = _quantize(x, spec, fmt)
+        r = requantize(row, DETAIL_ROWS)
     except Exception as err:  # shown on the page
         return f"{row['format']}: no detail ({err})", empty, empty, empty, empty
-    element = getattr(fmt, "element", fmt)
+    element = getattr(r.format, "element", r.format)
     values = np.asarray(getattr(element, "values", getattr(element, "table", [])), float).ravel()
-    breakdown = empty
-    if isinstance(row.get("cost_spec"), str) and row["cost_spec"]:
-        from ..costmodel import estimate
-
-        c = json.loads(row["cost_spec"])
-        try:
-            e = estimate(fmt, c.get("b_format") or fmt, c["accumulator"], c["lanes"], c["node"], c["partial_sum_bits"])
-            breakdown = figures.cost_breakdown_figure([(p.name, p.area_um2, p.energy_pj_per_mac) for p in e.components])
-        except (ValueError, TypeError):
-            pass
+    breakdown = _breakdown(row, r.format, r.x.shape[1]) if row.get("cost_spec") else empty
     title = f"{row['format']} on {row['workload']}"
     return (title, figures.value_grid_figure(values, str(row.get("element", ""))),
-            figures.error_magnitude_figure(x, q), figures.error_histogram_figure(x, q), breakdown)  # fmt: skip
+            figures.error_magnitude_figure(r.x, r.q), figures.error_histogram_figure(r.x, r.q), breakdown)  # fmt: skip
+
+
+def design_format(element, block, scale, rule) -> AnyFormat:
+    """The designer's format: an element (eXmY, intN or any catalog name) with a block scale of
+    `scale` picked by `rule` when block > 0; block 0 takes the named format as it is."""
+    el = get_format(str(element).strip())
+    if not block:
+        return el
+    sc = None if scale in (None, "fp32") else get_format(scale)
+    return ScaledFormat(el, int(block), sc, rule or ScaleRule.ABSMAX)
+
+
+def design_cost(fmt: AnyFormat, column: str, shape: tuple[int, int], cost: Cost) -> float:
+    """A designed format's value in a cost column, computed as the study table computes it for data of
+    `shape` (quantized along its last axis)."""
+    col = cost_column(column)
+    if col is None:
+        return math.nan
+    if col.of_estimate is None:
+        return storage_bits(fmt, shape)
+    return col.of_estimate(cost.estimate(fmt, shape[-1]))
+
+
+def design_accuracy(metric: str | None, x: np.ndarray, q: np.ndarray) -> float:
+    """A tensor metric of the designed format (NaN for GEMM and model metrics: a tensor is not enough)."""
+    m = metric_of(metric) if metric else None
+    if m is None or WorkloadKind.TENSOR not in m.kinds:
+        return math.nan
+    return m.compute(np.asarray(x, np.float64), np.asarray(q, np.float64))
 
 
 def design_view(root: Path, table, workload, metric, cost, element, block, scale, rule, candidates) -> tuple:
     """(candidates with the new one, message): a designed format's accuracy and cost on the workload."""
-    from ..costmodel import estimate
-    from ..formats import ScaledFormat, get_format
-    from ..study.metrics import tensor_metrics
-    from ..study.schema import FormatSpec
-
     candidates = list(candidates or [])
     df = load(root, table).table
     if df.empty:
@@ -148,36 +161,14 @@ def design_view(root: Path, table, workload, metric, cost, element, block, scale
     rows = df[df["workload"] == workload] if workload is not None else df
     if rows.empty:
         return candidates, "Pick a workload."
+    row = rows.iloc[0]
     try:
-        el = get_format(str(element).strip())
-        if block:
-            sc = None if scale in (None, "fp32") else get_format(scale)
-            fmt = ScaledFormat(el, int(block), sc, rule or "absmax")
-        else:
-            fmt = el
-        spec = FormatSpec(format="int8")  # only its Hadamard and rounding fields are used below
-        _, x = _point_data(rows.iloc[0])
-        from ..study.point import _quantize
-
-        q = _quantize(x, spec, fmt)
-        acc = tensor_metrics(x, q, [metric])[metric] if metric in ACCURACY and metric != "fidelity" else float("nan")
-        if cost == "bits_per_element":
-            c = float(fmt.bits_per_element(x.shape[1])) if isinstance(fmt, ScaledFormat) else float(fmt.bits)
-        else:
-            settings = json.loads(rows.iloc[0]["cost_spec"] or "{}") or {}
-            e = estimate(
-                fmt,
-                settings.get("b_format") or fmt,
-                settings.get("accumulator", "fp32"),
-                settings.get("lanes", 32),
-                settings.get("node", "7nm"),
-                settings.get("partial_sum_bits", 24),
-            )
-            c = {"area_um2": e.area_um2, "area_per_lane_um2": e.area_per_lane_um2,
-                 "energy_pj_per_mac": e.energy_pj_per_mac, "sram_pj_per_element": e.memory.a_sram_pj,
-                 "dram_pj_per_element": e.memory.a_dram_pj}.get(cost, float("nan"))  # fmt: skip
+        fmt = design_format(element, block, scale, rule)
+        x = row_data(row, DETAIL_ROWS)
+        acc = design_accuracy(metric, x, quantize(x, fmt))
+        c = design_cost(fmt, cost, data_shape(row), _cost_settings(row))
     except Exception as err:  # a bad design is a message, not a traceback
         return candidates, f"Cannot build that format: {err}"
     label = f"{element} b{block or '-'} {scale or ''} {rule or ''}".strip()
     candidates.append({"label": label, "x": c, "y": acc, "metric": metric, "cost": cost})
-    return candidates, f"Candidate {label}: {ACCURACY.get(metric, metric)} {acc:.4g}, {COST.get(cost, cost)} {c:.4g}"
+    return candidates, f"Candidate {label}: {column_label(metric)} {acc:.4g}, {column_label(cost)} {c:.4g}"

@@ -1,22 +1,33 @@
 """Studies: YAML design-space sweeps evaluated into tidy tables, and their Pareto fronts.
 
 `load_study(path)` validates a study file; `run_study(study)` evaluates it into a Parquet table;
-`pareto_front(df, x, y)` picks the non-dominated rows.
+`pareto_front(df, x, y)` picks the non-dominated rows. `store` is the results contract that tables
+and their viewers share (the metric registry, cost columns, Parquet with provenance); `requantize(row)`
+applies a row's format to its workload's data again.
 """
 
+from . import store
 from .pareto import pareto_front
-from .runner import RunResult, provenance, run_study, study_hash
+from .replay import Requantized, requantize
+from .runner import RunResult, run_study, study_hash
 from .schema import SCHEMA_VERSION, Study, StudyError, load_study, validate_study
+from .store import Metric, provenance, register_metric, unregister_metric
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Metric",
+    "Requantized",
     "RunResult",
     "Study",
     "StudyError",
     "load_study",
     "pareto_front",
     "provenance",
+    "register_metric",
+    "requantize",
     "run_study",
+    "store",
     "study_hash",
+    "unregister_metric",
     "validate_study",
 ]

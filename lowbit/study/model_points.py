@@ -9,28 +9,27 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections import Counter
 
 import numpy as np
 
+from ..formats import AnyFormat
+from ..models import linearity, load_minilm
+from ..models.fidelity import quantized_linear, sentences
 from .schema import Allocation, FormatSpec, ModelWorkload, Predictor
+from .store import BITS_PER_ELEMENT, WorkloadKind, metric_columns
 
 MODEL_K = 384  # MiniLM's hidden size: the K that per-channel scales of its layers count bits over
 
 
 @functools.lru_cache(maxsize=1)
 def _model():
-    from ..models import load_minilm
-
     return load_minilm()
 
 
 @functools.lru_cache(maxsize=2)
 def reference(n: int):
     """The model, its first n sentences and their float32 embeddings."""
-    from ..models.fidelity import sentences
-
     s = sentences(n)
     return _model(), s, _model().embed(s)
 
@@ -38,10 +37,8 @@ def reference(n: int):
 @functools.lru_cache(maxsize=2)
 def sensitivities(n: int, noise: tuple[float, ...]):
     """Each linear layer's sensitivity on the workload's sentences (see linearity.sensitivities)."""
-    from ..models.linearity import sensitivities as measure
-
     model, s, _ = reference(n)
-    return measure(model, s, ts=noise)
+    return linearity.sensitivities(model, s, ts=noise)
 
 
 def calibration(n: int, count: int | None) -> list[str]:
@@ -55,13 +52,11 @@ def calibration(n: int, count: int | None) -> list[str]:
 @functools.lru_cache(maxsize=64)
 def drops(n: int, count: int | None, spec_json: str) -> dict[str, float]:
     """{layer: measured fidelity drop} of a format on each layer alone (see linearity.layer_drops)."""
-    from ..models.linearity import layer_drops
-
     fmt = weight_format(FormatSpec.model_validate_json(spec_json))
-    return layer_drops(_model(), calibration(n, count), fmt)
+    return linearity.layer_drops(_model(), calibration(n, count), fmt)
 
 
-def weight_format(spec: FormatSpec):
+def weight_format(spec: FormatSpec) -> AnyFormat:
     """The format of a spec that a model's weights can take (its Hadamard and rounding fields are
     not applied to models, so a spec that sets them is refused rather than silently ignored)."""
     if spec.hadamard or spec.rounding != "rne":
@@ -72,33 +67,16 @@ def weight_format(spec: FormatSpec):
 @functools.lru_cache(maxsize=64)
 def profile(spec_json: str) -> tuple[dict[str, float], dict[str, float]]:
     """({layer: bits per weight}, {layer: relative MSE}) of a format on every linear layer."""
-    from ..models.linearity import layer_bits, layer_errors
-
     fmt = weight_format(FormatSpec.model_validate_json(spec_json))
-    return layer_bits(_model(), fmt), layer_errors(_model(), fmt)
+    return linearity.layer_bits(_model(), fmt), linearity.layer_errors(_model(), fmt)
 
 
 def _metrics(metrics, ref: np.ndarray, emb: np.ndarray) -> dict:
     """The study's metrics: the model ones measured, the tensor and GEMM ones NaN."""
-    from ..models.fidelity import mean_cosine, retrieval_agreement
-
-    out = {}
-    for m in metrics:
-        if isinstance(m, str):
-            out[m] = math.nan
-        else:
-            acc = m["gemm_relative_error"].get("accumulator")
-            out["gemm_relative_error" + (f"_{acc}" if acc else "")] = math.nan
-    if "fidelity" in metrics:
-        out["fidelity"] = mean_cosine(ref, emb)
-    if "retrieval_agreement" in metrics:
-        out["retrieval_agreement"] = retrieval_agreement(ref, emb)
-    return out
+    return metric_columns(metrics, WorkloadKind.MODEL, lambda m, _: m.compute(ref, emb))
 
 
 def _embed(w: ModelWorkload, weights) -> tuple[np.ndarray, np.ndarray, int]:
-    from ..models.fidelity import quantized_linear
-
     model, s, ref = reference(w.sentences)
     return ref, model.embed(s, linear=quantized_linear(weights, w.activations, w.accumulator)), len(s)
 
@@ -106,17 +84,15 @@ def _embed(w: ModelWorkload, weights) -> tuple[np.ndarray, np.ndarray, int]:
 def uniform_row(spec: FormatSpec, w: ModelWorkload, metrics, predict: bool) -> dict:
     """Metrics of one format on every linear layer; with `predict`, the linearity theorem's prediction
     of fidelity from the weights' errors alone (activation formats are not part of it)."""
-    from ..models.linearity import average_bits, layer_bits, uniform_sensitivities
-    from ..models.linearity import predict as predicted
-
     fmt = weight_format(spec)
     ref, emb, n = _embed(w, fmt)
-    bits = layer_bits(_model(), fmt)
-    average = average_bits(uniform_sensitivities(_model()), dict.fromkeys(bits, spec.name), {spec.name: bits})
-    out = {"shape": f"{n} sentences", "bits_per_element": average, **_metrics(metrics, ref, emb)}
+    bits = linearity.layer_bits(_model(), fmt)
+    uniform = linearity.uniform_sensitivities(_model())
+    average = linearity.average_bits(uniform, dict.fromkeys(bits, spec.name), {spec.name: bits})
+    out = {"shape": f"{n} sentences", BITS_PER_ELEMENT.name: average, **_metrics(metrics, ref, emb)}
     if predict:
         errors = profile(spec.model_dump_json())[1]
-        out["predicted_fidelity"] = predicted(sensitivities(w.sentences, tuple(w.noise)), errors)
+        out["predicted_fidelity"] = linearity.predict(sensitivities(w.sentences, tuple(w.noise)), errors)
         out["predictor"] = Predictor.THEOREM.value
     return out
 
@@ -124,20 +100,17 @@ def uniform_row(spec: FormatSpec, w: ModelWorkload, metrics, predict: bool) -> d
 def allocation_row(allocation: Allocation, specs: list[FormatSpec], w: ModelWorkload, metrics) -> tuple[dict, dict]:
     """The DP assignment's row, and the share of the model's weights (so of its MACs) in each format,
     {format spec JSON: share}, for the cost columns."""
-    from ..models.linearity import allocate, average_bits, uniform_sensitivities
-    from ..models.linearity import predict as predicted
-
     by_name = {s.name: s for s in specs}
     options = {name: profile(spec.model_dump_json()) for name, spec in by_name.items()}
     if allocation.predictor is Predictor.MEASURED:
-        sens = uniform_sensitivities(_model())
+        sens = linearity.uniform_sensitivities(_model())
         options = {
             name: (bits, drops(w.sentences, allocation.calibration, by_name[name].model_dump_json()))
             for name, (bits, _) in options.items()
         }
     else:
         sens = sensitivities(w.sentences, tuple(w.noise))
-    chosen = allocate(sens, options, allocation.budget)
+    chosen = linearity.allocate(sens, options, allocation.budget)
     weights = {layer: weight_format(by_name[name]) for layer, name in chosen.items()}
     ref, emb, n = _embed(w, weights)
     sizes = dict(zip(sens.names, sens.sizes, strict=True))
@@ -159,12 +132,14 @@ def allocation_row(allocation: Allocation, specs: list[FormatSpec], w: ModelWork
         "tensor_scale": "mixed",
         "rounding": "rne",
         "hadamard": 0,
-        "bits_per_element": average_bits(sens, chosen, bits),
+        BITS_PER_ELEMENT.name: linearity.average_bits(sens, chosen, bits),
         "budget_bits": allocation.budget,
         "predictor": allocation.predictor.value,
         "assignment": json.dumps(chosen),
         "shape": f"{n} sentences",
-        "predicted_fidelity": predicted(sens, {layer: options[name][1][layer] for layer, name in chosen.items()}),
+        "predicted_fidelity": linearity.predict(
+            sens, {layer: options[name][1][layer] for layer, name in chosen.items()}
+        ),
         **_metrics(metrics, ref, emb),
     }
     return row, {by_name[name].model_dump_json(): float(v) for name, v in share.items()}

@@ -7,6 +7,7 @@ and Dask workers can run it. A point that raises becomes a row with status 'fail
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import traceback
@@ -14,46 +15,47 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import gemm_relative_error, tensor_metrics
-from .schema import MODEL_METRICS, TENSOR_METRICS, Cost, FormatSpec, Gemm, Study
-from .workloads import GemmPair, label, load
+from ..formats import AnyFormat, ScaledFormat
+from ..simulator import matmul_error
+from .model_points import MODEL_K, allocation_row, uniform_row
+from .replay import quantize_point
+from .schema import Allocation, Cost, FormatSpec, Gemm, GemmOptions, ModelWorkload, Study, parse_workload
+from .store import (
+    BITS_PER_ELEMENT,
+    ESTIMATE_COLUMNS,
+    Metric,
+    Mix,
+    WorkloadKind,
+    estimate_columns,
+    metric_columns,
+    metric_request,
+    storage_bits,
+)
+from .workloads import GemmPair, fingerprint, label, load
 
-COST_COLUMNS = ("area_um2", "area_per_lane_um2", "energy_pj_per_mac", "sram_pj_per_element", "dram_pj_per_element")
+# Earlier tables put GEMM metrics' columns first, then tensor, then model ones: kept, so that a
+# table's columns come in the same order as before.
+_COLUMN_ORDER = (WorkloadKind.GEMM, WorkloadKind.TENSOR, WorkloadKind.MODEL)
+MODEL_SHAPE = (MODEL_K, MODEL_K)  # a MiniLM projection: what a model row's spec columns are counted on
 
 
 @functools.lru_cache(maxsize=4)
 def _data(workload_json: str, base: str):
-    from pydantic import TypeAdapter
-
-    from .schema import Workload
-
-    w = TypeAdapter(Workload).validate_json(workload_json)
-    return load(w, Path(base))
+    return load(parse_workload(workload_json), Path(base))
 
 
-def _quantize(x: np.ndarray, spec: FormatSpec, fmt) -> np.ndarray:
-    import lowbit
-    from lowbit.simulator import hadamard
-
-    if spec.hadamard:
-        y = hadamard(x, spec.hadamard, seed=spec.hadamard_seed).astype(np.float32)
-        q = lowbit.quantize(y, fmt, rounding=spec.rounding, seed=spec.seed)
-        return hadamard(q, spec.hadamard, seed=spec.hadamard_seed, inverse=True)
-    return lowbit.quantize(x, fmt, rounding=spec.rounding, seed=spec.seed)
-
-
-def _spec_columns(spec: FormatSpec, fmt, k: int) -> dict:
-    from lowbit.formats import ScaledFormat
-
-    element = fmt.element if isinstance(fmt, ScaledFormat) else fmt
+def spec_columns(spec: FormatSpec, fmt: AnyFormat, shape: tuple[int, ...]) -> dict:
+    """The row's spec columns, bits_per_element included, for data of `shape` quantized along its
+    last axis."""
     scaled = isinstance(fmt, ScaledFormat)
-    cols = {
+    element = fmt.element if scaled else fmt
+    return {
         "format": spec.name,
         "base_format": spec.format,
         "family": ("scaled" if scaled else element.family.value) if hasattr(element, "family") else "codebook",
         "element": element.name or element.describe(),
         "bits": int(fmt.bits),
-        "block": (fmt.block or k) if scaled else 1,
+        "block": (fmt.block or shape[-1]) if scaled else 1,
         "scale": ("fp32" if fmt.scale is None else (getattr(fmt.scale, "name", None) or fmt.scale.describe()))
         if scaled
         else "none",
@@ -62,35 +64,17 @@ def _spec_columns(spec: FormatSpec, fmt, k: int) -> dict:
         "tensor_scale": fmt.tensor_scale.value if scaled else "none",
         "rounding": spec.rounding,
         "hadamard": int(spec.hadamard or 0),
-    }
-    cols["bits_per_element"] = (
-        float(fmt.bits_per_element(k)) if scaled else float(getattr(fmt, "bits_per_element", fmt.bits))
-    )
-    return cols
-
-
-def _cost(cost: Cost, fmt, k: int) -> dict:
-    from lowbit.costmodel import estimate
-
-    e = estimate(
-        fmt, cost.b_format or fmt, cost.accumulator, cost.lanes, cost.node, cost.partial_sum_bits, reduction_length=k
-    )
-    return {
-        "area_um2": e.area_um2,
-        "area_per_lane_um2": e.area_per_lane_um2,
-        "energy_pj_per_mac": e.energy_pj_per_mac,
-        "sram_pj_per_element": e.memory.a_sram_pj,
-        "dram_pj_per_element": e.memory.a_dram_pj,
+        BITS_PER_ELEMENT.name: storage_bits(fmt, shape),
     }
 
 
-def _add_cost(row: dict, cost: dict | None, fmt, k: int) -> None:
+def _add_cost(row: dict, cost: dict | None, fmt: AnyFormat, k: int) -> None:
     if cost is None:
         return
     try:
-        row.update(_cost(Cost.model_validate(cost), fmt, k))
+        row.update(estimate_columns(Cost.model_validate(cost).estimate(fmt, k)))
     except (ValueError, TypeError) as err:
-        row.update({c: math.nan for c in COST_COLUMNS})
+        row.update({c.name: math.nan for c in ESTIMATE_COLUMNS})
         row["cost_error"] = str(err)
 
 
@@ -107,23 +91,17 @@ def _add_mixed_cost(row: dict, cost: dict | None, shares: dict[str, float], k: i
             row.update(part)
             return
         parts.append((share, part))
-    for c in COST_COLUMNS:
-        row[c] = max(p[c] for _, p in parts) if c.startswith("area") else sum(s * p[c] for s, p in parts)
+    for c in ESTIMATE_COLUMNS:
+        values = [(s, p[c.name]) for s, p in parts]
+        row[c.name] = max(v for _, v in values) if c.mix is Mix.MAX else sum(s * v for s, v in values)
 
 
-def _model_workload(workload_json: str):
-    from pydantic import TypeAdapter
-
-    from .schema import ModelWorkload, Workload
-
-    w = TypeAdapter(Workload).validate_json(workload_json)
+def _model_workload(workload_json: str) -> ModelWorkload | None:
+    w = parse_workload(workload_json)
     return w if isinstance(w, ModelWorkload) else None
 
 
 def _evaluate_allocation(payload: dict, row: dict) -> None:
-    from .model_points import MODEL_K, allocation_row
-    from .schema import Allocation
-
     allocation = Allocation.model_validate(payload["allocation"])
     specs = [FormatSpec.model_validate(s) for s in payload["options"]]
     values, shares = allocation_row(allocation, specs, _model_workload(payload["workload_json"]), payload["metrics"])
@@ -131,10 +109,45 @@ def _evaluate_allocation(payload: dict, row: dict) -> None:
     _add_mixed_cost(row, payload["cost"], shares, MODEL_K)
 
 
-def evaluate(payload: dict) -> dict:
-    """The row of one point. payload: {study, spec, workload, workload_json, metrics, cost, base, hash}."""
-    spec = FormatSpec.model_validate(payload["spec"]) if "spec" in payload else None
-    row: dict = {
+def _evaluate_model(payload: dict, spec: FormatSpec, fmt: AnyFormat, model: ModelWorkload, row: dict) -> None:
+    row.update(spec_columns(spec, fmt, MODEL_SHAPE))
+    row.update(uniform_row(spec, model, payload["metrics"], payload.get("predict", False)))
+    _add_cost(row, payload["cost"], fmt, MODEL_K)
+
+
+def _order(entry) -> int:
+    return min(_COLUMN_ORDER.index(k) for k in metric_request(entry)[0].kinds)
+
+
+def _metrics(entries: list, data: np.ndarray | GemmPair, spec: FormatSpec, fmt: AnyFormat) -> dict[str, float]:
+    """The metrics of a tensor or GEMM point (those of other workload kinds NaN)."""
+    if isinstance(data, GemmPair):
+
+        def gemm(metric: Metric, options: dict) -> float:
+            opts = GemmOptions.model_validate(options)  # the schema's defaults for what the study left out
+            return metric.compute(matmul_error(data.a, data.b, fmt, fmt, opts.accumulator, chunk=opts.chunk))
+
+        return metric_columns(sorted(entries, key=_order), WorkloadKind.GEMM, gemm)
+    x = np.asarray(data, np.float64)
+
+    @functools.cache  # quantized once, and only when a tensor metric asks
+    def quantized() -> np.ndarray:
+        return np.asarray(quantize_point(data, spec, fmt), np.float64)
+
+    return metric_columns(sorted(entries, key=_order), WorkloadKind.TENSOR, lambda m, _: m.compute(x, quantized()))
+
+
+def _evaluate_data(payload: dict, spec: FormatSpec, fmt: AnyFormat, row: dict) -> None:
+    data = _data(payload["workload_json"], payload["base"])
+    a = data.a if isinstance(data, GemmPair) else data
+    row.update(spec_columns(spec, fmt, a.shape))
+    row["shape"] = "x".join(map(str, a.shape))
+    row.update(_metrics(payload["metrics"], data, spec, fmt))
+    _add_cost(row, payload["cost"], fmt, a.shape[1])
+
+
+def _header(payload: dict, spec: FormatSpec | None) -> dict:
+    return {
         "study": payload["study"],
         "point": payload["hash"],
         "workload": payload["workload_label"],
@@ -147,43 +160,19 @@ def evaluate(payload: dict) -> dict:
         "status": "ok",
         "error": "",
     }
+
+
+def evaluate(payload: dict) -> dict:
+    """The row of one point. payload: {study, spec, workload, workload_json, metrics, cost, base, hash}."""
+    spec = FormatSpec.model_validate(payload["spec"]) if "spec" in payload else None
+    row = _header(payload, spec)
     try:
         if spec is None:
             _evaluate_allocation(payload, row)
-            return row
-        fmt = spec.spec()
-        model = _model_workload(payload["workload_json"])
-        if model is not None:
-            from .model_points import MODEL_K, uniform_row
-
-            row.update(_spec_columns(spec, fmt, MODEL_K))
-            row.update(uniform_row(spec, model, payload["metrics"], payload.get("predict", False)))
-            _add_cost(row, payload["cost"], fmt, MODEL_K)
-            return row
-        data = _data(payload["workload_json"], payload["base"])
-        k = (data.a if isinstance(data, GemmPair) else data).shape[1]
-        row.update(_spec_columns(spec, fmt, k))
-        row["shape"] = "x".join(map(str, data.a.shape if isinstance(data, GemmPair) else data.shape))
-        for m in payload["metrics"]:
-            if isinstance(m, dict):
-                opts = m["gemm_relative_error"]
-                name = "gemm_relative_error" + (f"_{opts['accumulator']}" if "accumulator" in opts else "")
-                row[name] = (
-                    gemm_relative_error(data.a, data.b, fmt, opts.get("accumulator", "fp32"), opts.get("chunk"))
-                    if isinstance(data, GemmPair)
-                    else math.nan
-                )
-            elif m == "gemm_relative_error":
-                row[m] = (
-                    gemm_relative_error(data.a, data.b, fmt, "fp32", None) if isinstance(data, GemmPair) else math.nan
-                )
-        names = [m for m in payload["metrics"] if isinstance(m, str) and m in TENSOR_METRICS]
-        if isinstance(data, GemmPair):
-            row.update({n: math.nan for n in names})
+        elif (model := _model_workload(payload["workload_json"])) is not None:
+            _evaluate_model(payload, spec, spec.spec(), model, row)
         else:
-            row.update(tensor_metrics(data, _quantize(data, spec, fmt), names))
-        row.update({m: math.nan for m in payload["metrics"] if isinstance(m, str) and m in MODEL_METRICS})
-        _add_cost(row, payload["cost"], fmt, k)
+            _evaluate_data(payload, spec, spec.spec(), row)
     except Exception as err:  # a failing point is recorded, and the study goes on
         row["status"] = "failed"
         row["error"] = f"{type(err).__name__}: {err}"
@@ -200,44 +189,37 @@ def _params(w) -> dict:
     return {f"w_{k}": dump[k] for k in WORKLOAD_PARAMS if k in dump}
 
 
+def _point(study: Study, base: Path, version: str, w, fingerprint_: str, what: dict) -> dict:
+    metrics = study.metric_entries()
+    cost = None if study.cost is None else study.cost.model_dump()
+    key = json.dumps([version, what, fingerprint_, metrics, cost], sort_keys=True, default=str)
+    return {
+        "study": study.name,
+        **what,
+        "workload_json": w.model_dump_json(),
+        "workload_label": label(w),
+        "workload_kind": w.kind if not isinstance(w, Gemm) else "gemm",
+        "workload_params": _params(w),
+        "metrics": metrics,
+        "cost": cost,
+        "base": str(base),
+        "hash": hashlib.sha256(key.encode()).hexdigest()[:20],
+    }
+
+
 def payloads(study: Study, base: Path, version: str) -> list[dict]:
     """Every point of a study (workloads outer; formats, then allocations on model workloads, inner),
     each with its content hash."""
-    import hashlib
-    import json
-
-    from .schema import ModelWorkload
-    from .workloads import fingerprint
-
-    metrics = [m if isinstance(m, str) else m.model_dump() for m in study.metrics]
-    cost = None if study.cost is None else study.cost.model_dump()
     specs = study.format_specs()
     out = []
-
-    def point(w, wjson: str, fp: str, what: dict) -> dict:
-        key = json.dumps([version, what, fp, metrics, cost], sort_keys=True, default=str)
-        return {
-            "study": study.name,
-            **what,
-            "workload_json": wjson,
-            "workload_label": label(w),
-            "workload_kind": w.kind if not isinstance(w, Gemm) else "gemm",
-            "workload_params": _params(w),
-            "metrics": metrics,
-            "cost": cost,
-            "base": str(base),
-            "hash": hashlib.sha256(key.encode()).hexdigest()[:20],
-        }
-
     for w in study.workloads:
-        wjson = w.model_dump_json()
         fp = fingerprint(w, base)
         model = isinstance(w, ModelWorkload)
-        predict = model and bool(study.allocations)
-        for spec in specs:
-            out.append(point(w, wjson, fp, {"spec": spec.model_dump(), **({"predict": True} if predict else {})}))
+        predict = {"predict": True} if model and study.allocations else {}
+        out += [_point(study, base, version, w, fp, {"spec": s.model_dump(), **predict}) for s in specs]
         for a in study.allocations if model else ():
             names = a.options or [s.name for s in specs]
             options = [s.model_dump() for s in specs if s.name in names]
-            out.append(point(w, wjson, fp, {"allocation": a.model_dump(mode="json"), "options": options}))
+            out.append(_point(study, base, version, w, fp, {"allocation": a.model_dump(mode="json"),
+                                                            "options": options}))  # fmt: skip
     return out

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
+from .._version import __version__
+from ..lazy import dask_distributed
 from .point import evaluate, payloads
 from .schema import Study, load_study
+from .store import atomic_write, write_table
 
 
 @dataclass(frozen=True)
@@ -35,18 +39,6 @@ class RunResult:
     failed: int
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _write_json(path: Path, row: dict) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
@@ -54,7 +46,7 @@ def _write_json(path: Path, row: dict) -> None:
             f.flush()
             os.fsync(f.fileno())
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def _local(todo: list[dict], workers: int) -> Iterator[dict]:
@@ -62,9 +54,6 @@ def _local(todo: list[dict], workers: int) -> Iterator[dict]:
         for p in todo:
             yield evaluate(p)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     # spawn, not fork: forking a process whose Numba kernels started OpenMP threads aborts it
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for future in as_completed([pool.submit(evaluate, p) for p in todo]):
@@ -73,15 +62,15 @@ def _local(todo: list[dict], workers: int) -> Iterator[dict]:
 
 def _dask(todo: list[dict], workers: int, scheduler: str | None) -> Iterator[dict]:
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        distributed = dask_distributed()
     except ImportError:
         raise RuntimeError("the Dask executor needs the 'dask' extra: pip install 'lowbit[dask]'") from None
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
-    client = Client(scheduler or cluster)
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+    client = distributed.Client(scheduler or cluster)
     try:
-        for future in as_completed(client.map(evaluate, todo, pure=False)):
+        for future in distributed.as_completed(client.map(evaluate, todo, pure=False)):
             yield future.result()
     finally:
         client.close()
@@ -95,31 +84,28 @@ def study_hash(study: Study) -> str:
         "name": study.name,
         "formats": [s.model_dump() for s in study.format_specs()],
         "workloads": [w.model_dump() for w in study.workloads],
-        "metrics": [m if isinstance(m, str) else m.model_dump() for m in study.metrics],
+        "metrics": study.metric_entries(),
         "cost": None if study.cost is None else study.cost.model_dump(),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _write_parquet(table: pd.DataFrame, path: Path, study: Study) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def _rows(study: Study, todo: list[dict], cache: Path, workers: int, dask: bool, scheduler, progress: bool) -> dict:
+    """Evaluate the points to do, caching each finished one at once; {point hash: row}."""
+    rows = _dask(todo, workers, scheduler) if dask else _local(todo, workers)
+    fresh: dict[str, dict] = {}
+    with tqdm(total=len(todo), desc=study.name, unit="point", disable=not progress or not todo) as bar:
+        for row in rows:
+            if row["status"] == "ok":
+                _write_json(cache / f"{row['point']}.json", row)
+            fresh[row["point"]] = row
+            bar.update()
+    return fresh
 
-    from .. import __version__
 
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    provenance = {"lowbit_version": __version__, "study": study.name, "study_hash": study_hash(study),
-                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
-    meta = {**(arrow.schema.metadata or {}), b"lowbit": json.dumps(provenance).encode()}
-    _atomic_write(path, lambda tmp: pq.write_table(arrow.replace_schema_metadata(meta), tmp))
-
-
-def provenance(path: str | Path) -> dict:
-    """The provenance a results file carries: lowbit version, study name and hash, creation time (UTC)."""
-    import pyarrow.parquet as pq
-
-    meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta.get(b"lowbit", b"{}"))
+def _cached(cache: Path, point: str) -> dict:
+    with open(cache / f"{point}.json", encoding="utf-8") as f:
+        return json.load(f)
 
 
 def run_study(
@@ -141,8 +127,6 @@ def run_study(
     executor:  'local' or 'dask' (default: the study's).
     base:      folder that workload paths are relative to (default: the study file's folder).
     """
-    from .. import __version__
-
     if not isinstance(study, Study):
         base = base or Path(study).resolve().parent
         study = load_study(study)
@@ -151,27 +135,10 @@ def run_study(
     cache = out / ".lowbit-cache"
     points = payloads(study, base, __version__)
     todo = [p for p in points if not (cache / f"{p['hash']}.json").exists()]
-    n_workers = workers or study.workers
     use_dask = scheduler is not None or (executor or study.executor) == "dask"
-    rows = _dask(todo, n_workers, scheduler) if use_dask else _local(todo, n_workers)
-    fresh: dict[str, dict] = {}
-    from tqdm import tqdm
-
-    with tqdm(total=len(todo), desc=study.name, unit="point", disable=not progress or not todo) as bar:
-        for row in rows:
-            if row["status"] == "ok":
-                _write_json(cache / f"{row['point']}.json", row)
-            fresh[row["point"]] = row
-            bar.update()
-    table_rows = []
-    for p in points:
-        row = fresh.get(p["hash"])
-        if row is None:
-            with open(cache / f"{p['hash']}.json", encoding="utf-8") as f:
-                row = json.load(f)
-        table_rows.append(row)
-    table = pd.DataFrame(table_rows)
+    fresh = _rows(study, todo, cache, workers or study.workers, use_dask, scheduler, progress)
+    table = pd.DataFrame([fresh.get(p["hash"]) or _cached(cache, p["hash"]) for p in points])
     path = out / (study.output.file or f"{study.name}.parquet")
-    _write_parquet(table, path, study)
+    write_table(table, path, study.name, study_hash(study))
     failed = int((table["status"] == "failed").sum()) if len(table) else 0
     return RunResult(table, path, len(todo), len(points) - len(todo), failed)

@@ -10,16 +10,30 @@ from __future__ import annotations
 
 import enum
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from ..costmodel import Estimate, estimate, get_node
+from ..formats import AnyFormat, get_accumulator, get_format
+from ..simulator import Rounding
+from .store import WorkloadKind, get_metric
 
 SCHEMA_VERSION = 1
-ROUNDINGS = ("rne", "rtz", "rna", "rup", "rdown", "stochastic")
-TENSOR_METRICS = ("mse", "relative_mse", "qsnr_db", "mae", "max_abs_error", "kl")
-MODEL_METRICS = ("fidelity", "retrieval_agreement")
+ROUNDINGS = tuple(m.name.lower() for m in Rounding)  # what parse_enum reads: rne, rtz, ..., stochastic
 
 
 class StudyError(ValueError):
@@ -34,6 +48,25 @@ class StudyError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known(lookup: Callable[[str], Any], what: str) -> Callable[[str], str]:
+    """A validator that keeps a name `lookup` knows: its error, reported under the field's path,
+    says `unknown <what> 'x'; ...` (lowbit's lookups name the argument first, the path does here)."""
+
+    def check(value: str) -> str:
+        try:
+            lookup(value)
+        except (ValueError, TypeError) as err:
+            raise ValueError(str(err).removeprefix(f"{what}: ").replace("unknown name", f"unknown {what}", 1)) from None
+        return value
+
+    return check
+
+
+FormatName = Annotated[str, AfterValidator(_known(get_format, "format"))]
+AccumulatorName = Annotated[str, AfterValidator(_known(get_accumulator, "accumulator"))]
+NodeName = Annotated[str, AfterValidator(_known(get_node, "node"))]
 
 
 class FormatSpec(_Strict):
@@ -65,10 +98,8 @@ class FormatSpec(_Strict):
             raise ValueError("must be a power of two")
         return v
 
-    def spec(self):
+    def spec(self) -> AnyFormat:
         """The format spec (ValueError or TypeError when the fields do not make a format)."""
-        from ..formats import get_format
-
         options: dict[str, Any] = {}
         if self.element is not None:
             options["element"] = get_format(self.element)
@@ -115,6 +146,12 @@ class Sweep(_Strict):
         empty = [k for k, values in v.items() if not values]
         if empty:
             raise ValueError(f"empty list for {empty}")
+        for key, values in v.items():  # each value alone, so that a bad one fails here and not on expansion
+            for value in values:
+                try:
+                    FormatSpec(**{"format": "", key: value})
+                except ValidationError as err:
+                    raise ValueError(f"{key}: {_message(err.errors()[0])}") from None
         return v
 
     def expand(self) -> list[FormatSpec]:
@@ -197,8 +234,8 @@ class ModelWorkload(_Strict):
     kind: Literal["model"]
     model: Literal["minilm"] = "minilm"
     sentences: int = Field(default=240, ge=2, le=240)
-    activations: str | None = None
-    accumulator: str = "fp32"
+    activations: FormatName | None = None
+    accumulator: AccumulatorName = "fp32"
     noise: list[Annotated[float, Field(gt=0, le=1)]] = Field(
         default=[0.05, 0.1],
         min_length=1,
@@ -241,34 +278,53 @@ Workload = Annotated[
 ]
 
 
-class GemmMetric(_Strict):
-    gemm_relative_error: dict[Literal["accumulator", "chunk"], Any] = {}
-
-    @field_validator("gemm_relative_error")
-    @classmethod
-    def _acc(cls, v):
-        from ..formats.accumulator import get_accumulator
-
-        get_accumulator(v.get("accumulator", "fp32"))
-        return v
+_WORKLOAD = TypeAdapter(Workload)
 
 
-Metric = Annotated[
-    Annotated[Literal[(*TENSOR_METRICS, *MODEL_METRICS, "gemm_relative_error")], Tag("name")]
-    | Annotated[GemmMetric, Tag("gemm")],
+def parse_workload(text: str) -> Workload:
+    """A workload from its JSON (a table row's `workload_spec`, a point's payload)."""
+    return _WORKLOAD.validate_json(text)
+
+
+def _gemm_metric(name: str) -> str:
+    if WorkloadKind.GEMM not in get_metric(name).kinds:
+        raise ValueError(f"metric {name!r} takes no options; only GEMM metrics do (accumulator, chunk)")
+    return name
+
+
+class GemmOptions(_Strict):
+    """A GEMM metric's emulator settings. Fields left out stay out of the study's hash and of the
+    column's name (`gemm_relative_error_<accumulator>` only when the accumulator is given)."""
+
+    accumulator: AccumulatorName = "fp32"
+    chunk: int | None = Field(default=None, ge=1)
+
+
+MetricName = Annotated[str, AfterValidator(_known(get_metric, "metric"))]
+GemmEntry = Annotated[
+    dict[Annotated[str, AfterValidator(_gemm_metric)], GemmOptions], Field(min_length=1, max_length=1)
+]
+MetricEntry = Annotated[
+    Annotated[MetricName, Tag("name")] | Annotated[GemmEntry, Tag("gemm")],
     Discriminator(lambda v: "name" if isinstance(v, str) else "gemm"),
 ]
 
 
 class Cost(_Strict):
-    """Cost-model settings (see lowbit.costmodel.estimate). b_format: the other operand of the unit
-    (default: the format itself)."""
+    """Cost-model settings (see lowbit.costmodel.estimate), the one home of their defaults.
+    b_format: the other operand of the unit (default: the format itself)."""
 
-    node: str = "7nm"
+    node: NodeName = "7nm"
     lanes: int = Field(default=32, ge=1)
-    accumulator: str = "fp32"
+    accumulator: AccumulatorName = "fp32"
     partial_sum_bits: int | None = 24
-    b_format: str | None = None
+    b_format: FormatName | None = None
+
+    def estimate(self, fmt: AnyFormat, reduction_length: int) -> Estimate:
+        """The unit multiplying `fmt` (by b_format) with these settings; `reduction_length` is the K
+        that per-channel and per-tensor scales are spread over."""
+        return estimate(fmt, self.b_format or fmt, self.accumulator, self.lanes, self.node, self.partial_sum_bits,
+                        reduction_length=reduction_length)  # fmt: skip
 
 
 class Output(_Strict):
@@ -282,7 +338,7 @@ class Study(_Strict):
     description: str = ""
     formats: list[FormatEntry] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
-    metrics: list[Metric] = ["mse", "qsnr_db"]
+    metrics: list[MetricEntry] = ["mse", "qsnr_db"]
     allocations: list[Allocation] = []
     cost: Cost | None = None
     output: Output = Output()
@@ -302,6 +358,11 @@ class Study(_Strict):
             return w
 
         return self.model_copy(update={"workloads": [shrink(w) for w in self.workloads]})
+
+    def metric_entries(self) -> list[str | dict[str, dict[str, Any]]]:
+        """The metrics as plain data, as the study gave them (options left out stay out)."""
+        return [m if isinstance(m, str) else {k: v.model_dump(exclude_unset=True) for k, v in m.items()}
+                for m in self.metrics]  # fmt: skip
 
     def format_specs(self) -> list[FormatSpec]:
         """Every format point, sweeps expanded, in file order."""
@@ -337,10 +398,13 @@ _TAGS = {
 
 
 def _path(loc: tuple) -> str:
-    """('formats', 3, 'spec', 'block') -> 'formats[3].block' (the union tag after an index dropped)."""
+    """('formats', 3, 'spec', 'block') -> 'formats[3].block' (the union tag after an index dropped, and
+    pydantic's '[key]' marker after a mapping's key: the key itself names the place)."""
     out = ""
     previous = None
     for part in loc:
+        if part == "[key]":
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         elif not (isinstance(previous, int) and part in _TAGS) and not str(part).startswith("function-"):
@@ -356,7 +420,8 @@ def _message(err: dict) -> str:
     if err["type"] == "missing":
         return "required key is missing"
     if "input" in err and err["type"] not in ("model_type",):
-        return f"{msg}, got {err['input']!r}"
+        given = repr(err["input"])
+        return msg if isinstance(err["input"], str) and given in msg else f"{msg}, got {given}"
     return msg
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.safetensors import read_tensor
 from .schema import Distribution, Gemm, ModelWorkload, NpyFile, Outliers, SafetensorsFile, StudentT
 
 
@@ -55,8 +56,6 @@ def _resolve(path: str, base: Path) -> Path:
 
 def read_safetensors(path: Path, tensor: str) -> np.ndarray:
     """One tensor of a .safetensors file (see lowbit.models.safetensors)."""
-    from ..models.safetensors import read_tensor
-
     return read_tensor(path, tensor)
 
 

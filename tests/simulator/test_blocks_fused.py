@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import lowbit
-from lowbit.simulator.host.blocks import ElementRounding, _quantize_rows, fused_absmax, fused_mx
 from lowbit.simulator import Target
+from lowbit.simulator.host.blocks import ElementRounding, _quantize_rows, fused_absmax, fused_mx
 
 F32 = np.float32
 MX = ["mxfp4", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxint8", "mxint4"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import lowbit
-from lowbit.simulator.kernels import dot_scalar
 from lowbit.simulator.gemm import _setup, dot, factors, matmul, matmul_error
+from lowbit.simulator.kernels import dot_scalar
 
 ACCUMULATORS = {  # name: (exponent bits, mantissa bits), or None for integer / exact
     "fp32": (8, 23),
@@ -312,8 +312,8 @@ def test_exact_block_formats_equal_float64_matmul_of_dequantized(fmt):
 )
 @pytest.mark.parametrize("k", [96, 100])  # 100: a last block shorter than the others
 def test_fast_drivers_equal_the_general_one(fa, fb, acc, path, k):
-    from lowbit.simulator.kernels.cpu import cpu_dot_drivers
     from lowbit.simulator.gemm import BLAS_CHUNK, cpu_path
+    from lowbit.simulator.kernels.cpu import cpu_dot_drivers
 
     a, b = data(37, k, 45, seed=21)
     b[5:9] *= 1e-3  # blocks of small scales beside large ones
@@ -370,8 +370,8 @@ def test_cuda_simulator_equals_cpu(fa, acc, order, trunc):
 @pytest.mark.parametrize("acc", ["fp32", "fp16", "bf16", "e5m2"])
 def test_fast_nearest_rounding_equals_the_oracle(acc):
     from lowbit.formats.accumulator import get_accumulator
-    from lowbit.simulator.gemm import _acc_params
     from lowbit.simulator import Rounding
+    from lowbit.simulator.gemm import _acc_params
 
     e, mb = ACCUMULATORS[acc]
     q = _acc_params(get_accumulator(acc), Rounding.RNE)

@@ -61,6 +61,11 @@ def test_valid_study_expands_sweeps():
             lambda d: d["formats"].append({"sweep": {"format": ["mxfp4"], "blocks": [1]}}),
             "formats[3].sweep: unknown field(s) ['blocks']",
         ),
+        (
+            lambda d: d["formats"].append({"sweep": {"format": ["mxfp4"], "rounding": ["rne", "bogus"]}}),
+            "formats[3].sweep: rounding: Input should be 'rne', 'rtz', 'rna', 'rup', 'rdown' or 'stochastic', "
+            "got 'bogus'",
+        ),
         (lambda d: d["workloads"].append({"kind": "gaussian"}), "workloads[1]: Input tag 'gaussian'"),
         (lambda d: d["workloads"].append({"kind": "student_t"}), "workloads[1].df: required key is missing"),
         (
@@ -71,11 +76,16 @@ def test_valid_study_expands_sweeps():
             lambda d: d["workloads"].append({"kind": "normal", "shape": [0, 4]}),
             "workloads[1].shape[0]: Input should be greater than or equal to 1",
         ),
-        (lambda d: d["metrics"].append("msee"), "metrics[2]: Input should be 'mse'"),
+        (lambda d: d["metrics"].append("msee"), "metrics[2]: unknown metric 'msee'; did you mean 'mse'?"),
         (
             lambda d: d["metrics"].append({"gemm_relative_error": {"accumulator": "fp31"}}),
-            "metrics[2].gemm_relative_error: accumulator: unknown name 'fp31'",
+            "metrics[2].gemm_relative_error.accumulator: unknown accumulator 'fp31'",
         ),
+        (
+            lambda d: d["metrics"].append({"gemm_relative_error": {"acumulator": "fp16"}}),
+            "metrics[2].gemm_relative_error.acumulator: unknown key",
+        ),
+        (lambda d: d["metrics"].append({"mse": {}}), "metrics[2].mse: metric 'mse' takes no options"),
         (lambda d: d["cost"].update(lanes=0), "cost.lanes: Input should be greater than or equal to 1, got 0"),
         (lambda d: d.update(schema_version=2), "schema_version: this lowbit reads version 1, got 2"),
         (lambda d: d.pop("name"), "name: required key is missing"),
@@ -103,6 +113,35 @@ def test_valid_study_expands_sweeps():
 )
 def test_errors_name_the_path(mutate, message):
     assert message in problems(mutate)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["cost"].update(accumulator="fp23"), "cost.accumulator: unknown accumulator 'fp23'"),
+        (lambda d: d["cost"].update(node="3nm"), "cost.node: unknown technology node '3nm'"),
+        (lambda d: d["cost"].update(b_format="mxfp5"), "cost.b_format: unknown format 'mxfp5'; did you mean 'mxfp4'"),
+        (
+            lambda d: d.update(workloads=[{"kind": "model", "accumulator": "fp23"}]),
+            "workloads[0].accumulator: unknown accumulator 'fp23'",
+        ),
+        (
+            lambda d: d.update(workloads=[{"kind": "model", "activations": "mxfp5"}]),
+            "workloads[0].activations: unknown format 'mxfp5'",
+        ),
+    ],
+)
+def test_every_name_is_checked_at_load(mutate, message):
+    """Names the runner would only meet mid-run (cost settings, a model's formats) fail at load, at their path."""
+    assert message in problems(mutate)
+
+
+def test_names_that_exist_pass():
+    d = copy.deepcopy(BASE)
+    d["cost"].update(accumulator="fp16", node="16nm", b_format="nvfp4")
+    d["workloads"].append({"kind": "model", "activations": "mxfp8_e4m3", "accumulator": "e8m13"})
+    study = validate_study(d)
+    assert study.cost.b_format == "nvfp4" and study.workloads[1].accumulator == "e8m13"
 
 
 def test_file_errors(tmp_path):

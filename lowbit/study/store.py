@@ -1,0 +1,283 @@
+"""The results contract that studies and the dashboard share: which accuracy metrics and cost
+columns a table has (with labels, units and which way is better), and its Parquet file with provenance.
+
+Metrics live in one registry. The schema accepts the names registered here, the runner computes
+every one a study asks for, and the dashboard offers each one present in a table. A new metric:
+
+    register_metric(Metric("peak_error_ratio", "peak error / peak |x|", "", Better.LOWER, {"tensor"},
+                           lambda x, q: float(np.max(np.abs(q - x)) / np.max(np.abs(x)))))
+
+`compute` takes, by the workload kinds the metric applies to:
+  tensor: (x, q), the tensor and its quantized copy, float64;
+  model:  (reference, embeddings), the float32 model's sentence embeddings and the quantized model's;
+  gemm:   (err,), a lowbit.simulator.MatmulError; a study may name the accumulator and chunk, and the
+          column is then `<name>_<accumulator>`.
+On other kinds of workload the metric's column is NaN. The registry is per process: a metric
+registered at run time reaches local worker processes or Dask workers only if they register it too
+(in a module they import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import enum
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .._version import __version__
+from ..costmodel import Estimate
+from ..formats import AnyFormat, parse_enum
+from ..models.fidelity import mean_cosine, retrieval_agreement
+from . import metrics as arithmetic
+
+
+class Better(enum.Enum):
+    """Which way a column improves."""
+
+    HIGHER = "higher"
+    LOWER = "lower"
+
+
+class WorkloadKind(enum.Enum):
+    """What a metric measures: a tensor's quantization, an emulated GEMM, or a model's output."""
+
+    TENSOR = "tensor"
+    GEMM = "gemm"
+    MODEL = "model"
+
+
+class Mix(enum.Enum):
+    """How a cost column combines over a per-layer mix of formats."""
+
+    MAX = "max"  # a property of the unit (its area): the largest unit among them
+    SHARE = "share"  # per MAC or per element: weighted by each format's share of the MACs
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An accuracy metric: its table column `name`, a plot `label`, its `unit`, which way is
+    `better`, the workload `kinds` it applies to and how to `compute` it (see the module docstring).
+    `log_axis`: its values span decades (plots draw them on a log scale)."""
+
+    name: str
+    label: str
+    unit: str
+    better: Better | str
+    kinds: frozenset[WorkloadKind] | Iterable[WorkloadKind | str]
+    compute: Callable[..., float] = field(compare=False)
+    log_axis: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"metric name must be an identifier (a table column), got {self.name!r}")
+        object.__setattr__(self, "better", parse_enum(Better, self.better, "better"))
+        kinds = frozenset(parse_enum(WorkloadKind, k, "kinds") for k in self.kinds)
+        if not kinds or (WorkloadKind.GEMM in kinds and len(kinds) > 1):
+            # a GEMM metric's compute takes a MatmulError, the others two arrays: one signature each
+            raise ValueError(f"metric {self.name}: kinds must be 'gemm' alone or some of 'tensor', 'model'")
+        object.__setattr__(self, "kinds", kinds)
+
+
+@dataclass(frozen=True)
+class CostColumn:
+    """A cost column: name, plot label, unit; `of_estimate` reads it from a cost-model Estimate
+    (None: the format's storage, `storage_bits`); `mix` combines it over a per-layer mix."""
+
+    name: str
+    label: str
+    unit: str
+    of_estimate: Callable[[Estimate], float] | None = None
+    mix: Mix = Mix.SHARE
+    log_axis: bool = False
+
+
+BITS_PER_ELEMENT = CostColumn("bits_per_element", "bits per element", "bits")
+COST_COLUMNS: tuple[CostColumn, ...] = (
+    BITS_PER_ELEMENT,
+    CostColumn("area_um2", "area (um^2)", "um^2", lambda e: e.area_um2, Mix.MAX, log_axis=True),
+    CostColumn("area_per_lane_um2", "area per lane (um^2)", "um^2", lambda e: e.area_per_lane_um2, Mix.MAX, True),
+    CostColumn("energy_pj_per_mac", "energy (pJ/MAC)", "pJ", lambda e: e.energy_pj_per_mac, log_axis=True),
+    CostColumn("sram_pj_per_element", "SRAM energy (pJ/element)", "pJ", lambda e: e.memory.a_sram_pj),
+    CostColumn("dram_pj_per_element", "DRAM energy (pJ/element)", "pJ", lambda e: e.memory.a_dram_pj),
+)
+ESTIMATE_COLUMNS: tuple[CostColumn, ...] = tuple(c for c in COST_COLUMNS if c.of_estimate is not None)
+
+_T, _M, _G = WorkloadKind.TENSOR, WorkloadKind.MODEL, WorkloadKind.GEMM
+_L, _H = Better.LOWER, Better.HIGHER
+# Registry order is the dashboard's order: its first metric present is the default accuracy axis.
+_BUILTIN: tuple[Metric, ...] = (
+    Metric("qsnr_db", "QSNR (dB)", "dB", _H, {_T}, arithmetic.qsnr_db),
+    Metric("mse", "MSE", "", _L, {_T}, arithmetic.mse, log_axis=True),
+    Metric("relative_mse", "relative MSE", "", _L, {_T}, arithmetic.relative_mse, log_axis=True),
+    Metric("mae", "MAE", "", _L, {_T}, arithmetic.mae, log_axis=True),
+    Metric("max_abs_error", "max |error|", "", _L, {_T}, arithmetic.max_abs_error, log_axis=True),
+    Metric("kl", "KL (nats)", "nats", _L, {_T}, arithmetic.kl_divergence, log_axis=True),
+    Metric("fidelity", "model fidelity (mean cosine)", "", _H, {_M}, mean_cosine),
+    Metric("retrieval_agreement", "retrieval agreement", "", _H, {_M}, retrieval_agreement),
+    Metric("gemm_relative_error", "GEMM relative error", "", _L, {_G}, arithmetic.gemm_relative_error, True),
+)
+_METRICS: dict[str, Metric] = {m.name: m for m in _BUILTIN}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add a metric to the registry (ValueError when its name is taken by a metric or a cost column)."""
+    if metric.name in _METRICS or cost_column(metric.name) is not None:
+        raise ValueError(f"register_metric: the name {metric.name!r} is taken")
+    _METRICS[metric.name] = metric
+    return metric
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a registered metric (the built-in ones stay)."""
+    if any(m.name == name for m in _BUILTIN):
+        raise ValueError(f"unregister_metric: {name!r} is built in")
+    get_metric(name)
+    del _METRICS[name]
+
+
+@contextlib.contextmanager
+def registered_metric(metric: Metric) -> Iterator[Metric]:
+    """`with registered_metric(m):` the metric is registered inside the block only."""
+    register_metric(metric)
+    try:
+        yield metric
+    finally:
+        unregister_metric(metric.name)
+
+
+def metrics() -> tuple[Metric, ...]:
+    """Every registered metric, built-in ones first."""
+    return tuple(_METRICS.values())
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric `name` (ValueError naming the close matches and the known names)."""
+    if isinstance(name, str) and name in _METRICS:
+        return _METRICS[name]
+    close = difflib.get_close_matches(str(name), _METRICS, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(f"unknown metric {name!r}; {hint}known: {', '.join(_METRICS)}")
+
+
+def metric_request(entry: str | Mapping[str, Mapping[str, Any]]) -> tuple[Metric, dict[str, Any]]:
+    """A study's metric entry (a name, or {GEMM metric: {accumulator, chunk}}) as (metric, options)."""
+    if isinstance(entry, str):
+        return get_metric(entry), {}
+    ((name, options),) = entry.items()
+    return get_metric(name), dict(options)
+
+
+def metric_column(entry: str | Mapping[str, Mapping[str, Any]]) -> str:
+    """The table column of a metric entry: its name, with `_<accumulator>` when the entry names one."""
+    metric, options = metric_request(entry)
+    return metric.name + (f"_{options['accumulator']}" if "accumulator" in options else "")
+
+
+def metric_columns(
+    entries: Iterable[str | Mapping[str, Mapping[str, Any]]],
+    kind: WorkloadKind,
+    compute: Callable[[Metric, dict[str, Any]], float],
+) -> dict[str, float]:
+    """{column: value} of each entry: compute(metric, options) where the metric applies to `kind`, NaN
+    where it does not."""
+    out = {}
+    for entry in entries:
+        metric, options = metric_request(entry)
+        out[metric_column(entry)] = compute(metric, options) if kind in metric.kinds else math.nan
+    return out
+
+
+def metric_of(column: str) -> Metric | None:
+    """The metric whose values a table column holds (GEMM columns may carry an accumulator suffix)."""
+    if column in _METRICS:
+        return _METRICS[column]
+    gemm = [m for m in _METRICS.values() if WorkloadKind.GEMM in m.kinds and column.startswith(m.name + "_")]
+    return gemm[0] if gemm else None
+
+
+def workload_kind(kind: str) -> WorkloadKind:
+    """The metric kind of a workload kind (the schema's `kind`: normal, npy, gemm, model, ...)."""
+    return {"gemm": WorkloadKind.GEMM, "model": WorkloadKind.MODEL}.get(kind, WorkloadKind.TENSOR)
+
+
+def cost_column(name: str) -> CostColumn | None:
+    return next((c for c in COST_COLUMNS if c.name == name), None)
+
+
+def estimate_columns(e: Estimate) -> dict[str, float]:
+    """The cost columns an Estimate gives."""
+    return {c.name: c.of_estimate(e) for c in ESTIMATE_COLUMNS}
+
+
+def storage_bits(fmt: AnyFormat, shape: tuple[int, ...], axis: int = -1) -> float:
+    """The bits_per_element column: storage bits per element of an array of `shape` quantized along
+    `axis`, scales included (a per-channel scale spans the axis, a per-tensor one every element)."""
+    return float(fmt.bits_per_element_in(tuple(shape), axis))
+
+
+def column_label(column: str) -> str:
+    """A plot label for a metric or cost column (the column's name for any other)."""
+    cost = cost_column(column)
+    if cost is not None:
+        return cost.label
+    metric = metric_of(column)
+    if metric is None:
+        return column
+    suffix = column.removeprefix(metric.name).removeprefix("_")
+    return f"{metric.label} ({suffix} accumulator)" if suffix else metric.label
+
+
+def higher_is_better(column: str) -> bool:
+    metric = metric_of(column)
+    return metric is not None and metric.better is Better.HIGHER
+
+
+def log_axis(column: str) -> bool:
+    """Whether a column's values span decades (plots use a log axis)."""
+    found = cost_column(column) or metric_of(column)
+    return found is not None and found.log_axis
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """write(temporary path), then rename it to `path`: a kill leaves the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_table(table: pd.DataFrame, path: Path, study: str, study_hash: str) -> None:
+    """Write a results table to Parquet (atomically) with its provenance: lowbit version, study name
+    and hash, creation time (UTC)."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    prov = {"lowbit_version": __version__, "study": study, "study_hash": study_hash,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    meta = {**(arrow.schema.metadata or {}), b"lowbit": json.dumps(prov).encode()}
+    atomic_write(path, lambda tmp: pq.write_table(arrow.replace_schema_metadata(meta), tmp))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def provenance(path: str | Path) -> dict:
+    """The provenance a results file carries: lowbit version, study name and hash, creation time (UTC)."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(b"lowbit", b"{}"))
