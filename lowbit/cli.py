@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from .costmodel import estimate
 from .dashboard import create_app
+from .dashboard.address import allow_list, bracketed, check_bindable, parse_port, served_hosts
 from .formats import AnyFormat, FloatFormat, IntFormat, ScaledFormat, catalog, get_format
-from .study import StudyError, pareto_front, run_study
+from .study import StudyError, load_study, pareto_front, run_study
 from .study.store import BITS_PER_ELEMENT, Better, get_metric
+
+# Exit statuses (README "Bad input"): 2 a bad argument or study, 3 some points failed (their rows are in
+# the table), 130 Ctrl-C, 141 the reader of the output went away (`| head`).
+EXIT_FAILED_POINTS = 3
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+RUN_EXIT_CODES = """exit status:
+  0    every point computed (points whose GEMM outputs overflowed to Inf/NaN are listed, status ok)
+  2    a bad argument or study file: nothing ran
+  3    some points failed: the table was written, their rows have status 'failed' and the error
+  130  interrupted (Ctrl-C); finished points stay cached, and a re-run resumes
+  141  the output's reader went away (a pipe into head)"""
 
 # What `lowbit run` prints: each workload's front of this accuracy against this cost.
 FRONT_METRIC = get_metric("qsnr_db")
@@ -85,28 +100,37 @@ def _print_fronts(ok) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     try:
-        result = run_study(args.study, out_dir=args.output, workers=args.workers, scheduler=args.scheduler)
+        study = load_study(args.study, allow_large=args.allow_large)  # counted and checked before anything runs
+        result = run_study(study, out_dir=args.output, workers=args.workers, scheduler=args.scheduler,
+                           base=Path(args.study).resolve().parent)  # fmt: skip
     except StudyError as err:
         print(f"lowbit: error: {err}", file=sys.stderr)
         return 2
-    print(
-        f"{result.path}: {len(result.table)} points ({result.computed} computed, {result.cached} cached, "
-        f"{result.failed} failed)"
-    )
-    ok = result.table[result.table["status"] == "ok"]
-    if result.failed:
-        for _, row in result.table[result.table["status"] == "failed"].iterrows():
-            print(f"  failed: {row['format']} on {row['workload']}: {row['error']}")
-    _print_fronts(ok)
-    return 1 if result.failed == len(result.table) and len(result.table) else 0
+    print("\n".join(result.summary()))  # counts, each failed point, each overflowed one
+    _print_fronts(result.table[result.table["status"] == "ok"])
+    return EXIT_FAILED_POINTS if result.failed else 0
+
+
+def _workers(text: str) -> int:
+    """--workers: an integer >= 1 (argparse names the flag in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def _add_run_parser(sub) -> None:
-    run = sub.add_parser("run", help="run a study (YAML) into a Parquet table")
+    run = sub.add_parser("run", help="run a study (YAML) into a Parquet table", epilog=RUN_EXIT_CODES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     run.add_argument("study", help="the study file")
     run.add_argument("-o", "--output", default=None, help="output folder (default: the study's output.dir)")
-    run.add_argument("--workers", type=int, default=None, help="local processes (default: the study's)")
+    run.add_argument("--workers", type=_workers, default=None, help="local processes, >= 1 (default: the study's)")
     run.add_argument("--scheduler", default=None, help="a Dask scheduler address, tcp://host:port")
+    run.add_argument("--allow-large", action="store_true",
+                     help="run a study of more than 10,000 points (as the study's `allow_large: true`)")  # fmt: skip
     run.set_defaults(func=_cmd_run)
 
 
@@ -115,12 +139,15 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"lowbit: error: results_dir: no folder {root}", file=sys.stderr)
         return 2
-    app = create_app(root)
+    port = parse_port(args.port, "--port")  # a bad port or host is one line from main(), not werkzeug's exit
+    allow_list(args.allow_host, port, "--allow-host")  # a bad name's error names the flag
+    app = create_app(root, allowed_hosts=served_hosts(args.host, args.allow_host, port), port=port)
+    check_bindable(args.host, port)
     print(
-        f"lowbit dashboard on http://{args.host}:{args.port}/ (results from {root.resolve()}); Ctrl-C stops it",
+        f"lowbit dashboard on http://{bracketed(args.host)}:{port}/ (results from {root.resolve()}); Ctrl-C stops it",
         flush=True,
     )
-    app.run(host=args.host, port=args.port, debug=False)
+    app.run(host=args.host, port=port, debug=False)
     return 0
 
 
@@ -128,7 +155,10 @@ def _add_dashboard_parser(sub) -> None:
     dash = sub.add_parser("dashboard", help="serve the accuracy-against-cost explorer over a results folder")
     dash.add_argument("results_dir", help="folder of Parquet tables (lowbit run's output)")
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    dash.add_argument("--port", type=int, default=8050)
+    dash.add_argument("--port", default="8050", help="TCP port, 1 to 65535 (default: 8050)")
+    dash.add_argument("--allow-host", action="append", default=[], metavar="NAME[:PORT]",
+                      help="also serve requests whose Host header is NAME (repeatable; default: only the loopback "
+                      "names 127.0.0.1, localhost, [::1] and the bound address)")  # fmt: skip
     dash.set_defaults(func=_cmd_dashboard)
 
 
@@ -189,11 +219,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line (the user's file it names, not lowbit's source line)."""
+    print(f"lowbit: warning: {message}", file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush into a closed pipe stays quiet."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # restored when the block ends
+            code = args.func(args)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+            return code
     except (ValueError, TypeError) as err:
+        print(f"lowbit: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lowbit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as err:  # a folder that cannot be written, a full disk: the path and the reason
         print(f"lowbit: error: {err}", file=sys.stderr)
         return 2
 

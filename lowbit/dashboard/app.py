@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote
 
 import dash
 from dash import Input, Output, State, dash_table, dcc, html
-from flask import abort, request
+from flask import Response, abort, request
 
 from ..formats import ScaleRule
 from . import ids, views
+from .address import HostAllowList, allow_list
+from .designer import DESIGN_BLOCK_MAX, SCALES
 
-SCALES = ["e8m0", "e4m3", "ue5m3", "fp16", "bf16", "fp32"]  # the designer's scale formats (fp32: exact)
 RULES = [r.value for r in ScaleRule]
 DEFAULT_RULE = ScaleRule.OCP_FLOOR.value  # the designer starts from MX's rule (its element e2m1, block 32)
 
@@ -42,8 +44,9 @@ def layout(root: Path) -> html.Div:
         html.H3("Format designer"),
         html.Div([html.Div([html.Label("element (eXmY, intN, or a name)"),
                             dcc.Input(id=ids.DESIGN_ELEMENT, value="e2m1", type="text")]),
-                  html.Div([html.Label("block (0: none)"), dcc.Input(id=ids.DESIGN_BLOCK, value=32, type="number",
-                                                                     min=0)]),
+                  html.Div([html.Label(f"block (0: none; at most {DESIGN_BLOCK_MAX})"),
+                            dcc.Input(id=ids.DESIGN_BLOCK, value=32, type="number", min=0, max=DESIGN_BLOCK_MAX,
+                                      step=1)]),
                   html.Div([html.Label("scale"), dcc.Dropdown(id=ids.DESIGN_SCALE, options=SCALES, value="e8m0",
                                                               clearable=False, style={"width": "120px"})]),
                   html.Div([html.Label("rule"), dcc.Dropdown(id=ids.DESIGN_RULE, options=RULES, value=DEFAULT_RULE,
@@ -112,12 +115,28 @@ def _refuse_traversal(server) -> None:
                 abort(400)
 
 
-def create_app(results_dir: str | Path) -> dash.Dash:
-    """The dashboard over the Parquet tables directly inside `results_dir` (and nothing outside it)."""
+def _refuse_other_hosts(server, hosts: HostAllowList) -> None:
+    @server.before_request
+    def _check_host():
+        if not hosts.allows(request.host):  # werkzeug's host: the Host header, "" when invalid
+            shown = repr(request.headers.get("Host", ""))[:60]
+            text = f"Refused: Host {shown} is not this dashboard's address; allow it with --allow-host NAME.\n"
+            return Response(text, status=400, mimetype="text/plain")
+        return None
+
+
+def create_app(results_dir: str | Path, allowed_hosts: Iterable[str] = (), port: int | None = None) -> dash.Dash:
+    """The dashboard over the Parquet tables directly inside `results_dir` (and nothing outside it).
+
+    It answers requests whose Host header is a loopback name (127.0.0.1, localhost, [::1]) on `port`
+    (any port when None) or one of `allowed_hosts` (NAME for any port, or NAME:PORT); any other Host
+    gets a 400. ValueError naming allowed_hosts for an entry that is not a host name."""
+    hosts = allow_list(allowed_hosts, port)
     root = Path(results_dir).resolve()
     app = dash.Dash(__name__, title="lowbit", assets_folder=str(Path(__file__).parent / "assets"),
                     suppress_callback_exceptions=False)  # fmt: skip
     app.layout = lambda: layout(root)
     _register(app, root)
+    _refuse_other_hosts(app.server, hosts)
     _refuse_traversal(app.server)
     return app

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 
 from ..study import pareto_front
 from ..study.reports import linearity_rows, pearson
-from ..study.store import BITS_PER_ELEMENT, column_label, higher_is_better, log_axis
+from ..study.store import BITS_PER_ELEMENT, column_label, higher_is_better, log_axis, overflow_note, overflowed
 
 HOVER_COLUMNS = ("format", "family", "element", "bits", "block", "scale", "rule", "asymmetric", "tensor_scale")
 HOVER_COLUMNS += ("rounding", "hadamard", BITS_PER_ELEMENT.name, "workload")
@@ -38,9 +38,13 @@ def pareto_figure(df: pd.DataFrame, x: str, y: str, candidates: list[dict] | Non
     scatter = go.Scatter if len(df) <= SVG_LIMIT else go.Scattergl
     fig = go.Figure()
     if len(df):
-        fig.add_trace(scatter(x=df[x], y=df[y], mode="markers", name="points", text=_hover(df),
+        flags, text = overflowed(df).to_numpy(), _hover(df)  # a point whose GEMM outputs overflowed: an x and a note
+        for i in np.flatnonzero(flags):
+            text[i] += "<br>overflow: " + overflow_note(df.iloc[i])
+        fig.add_trace(scatter(x=df[x], y=df[y], mode="markers", name="points", text=text,
                               customdata=[int(i) for i in df.index], hovertemplate="%{text}<extra></extra>",
-                              marker={"size": 7, "opacity": 0.6}))  # fmt: skip
+                              marker={"size": 7, "opacity": 0.6,
+                                      "symbol": np.where(flags, "x", "circle").tolist()}))  # fmt: skip
         front = front_of(df, x, y)
         fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines+markers", name="Pareto front",
                                  text=_hover(front), customdata=[int(i) for i in front.index],

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..formats import AnyFormat, ScaledFormat, ScaleRule, get_format
+from ..formats import AnyFormat
 from ..simulator import quantize
-from ..study.replay import data_shape, requantize, row_data
+from ..study.replay import SAMPLE_ELEMENTS, SAMPLE_ROWS, data_shape, draw, requantize, row_width, sample_shape
 from ..study.reports import linearity_rows
 from ..study.schema import Cost
-from ..study.store import COST_COLUMNS, WorkloadKind, column_label, cost_column, metric_of, metrics, storage_bits
+from ..study.store import COST_COLUMNS, column_label, metric_of, metrics, overflowed
 from . import figures
 from .data import list_tables, load
+from .designer import design_accuracy, design_cost, design_format
 
 FILTERS = ("family", "element", "block", "scale")
-DETAIL_ROWS = 64  # rows of the workload drawn for the detail view
+# The detail view and the designer draw at most SAMPLE_ROWS (64) rows and SAMPLE_ELEMENTS (2^16)
+# elements of a workload, whatever the table says (lowbit.study.replay)
 
 
 def table_options(root: Path) -> list[str]:
@@ -58,11 +59,20 @@ def dropdowns(c: dict) -> tuple:
             c["family"], c["element"], c["block"], c["scale"])  # fmt: skip
 
 
+def _candidates(value) -> list[dict]:
+    """The page's designer candidates, keeping only well-formed ones (the store is client state)."""
+    keys = ("label", "x", "y", "metric", "cost")
+    return [c for c in value if isinstance(c, dict) and all(k in c for k in keys)] if isinstance(value, list) else []
+
+
 def filtered(df: pd.DataFrame, workload: str | None, filters: dict) -> pd.DataFrame:
+    """Rows of `workload` (None: all; anything but a name: none) whose filter columns hold one of the
+    wanted values (a list, or one value)."""
     if workload is not None and "workload" in df.columns:
-        df = df[df["workload"] == workload]
+        df = df[df["workload"] == workload] if isinstance(workload, str) else df.iloc[:0]
     for f, wanted in filters.items():
         if wanted and f in df.columns:
+            wanted = wanted if isinstance(wanted, list) else [wanted]
             df = df[df[f].astype(str).isin([str(w) for w in wanted])]
     return df
 
@@ -71,16 +81,19 @@ def pareto_view(root: Path, table, workload, metric, cost, filters: dict, candid
     """(figure, front rows, message) of the explorer."""
     loaded = load(root, table)
     df = loaded.table
-    if df.empty or metric not in df.columns or cost not in df.columns:
+    if df.empty or not isinstance(metric, str) or not isinstance(cost, str) or {metric, cost} - set(df.columns):
         return figures.pareto_figure(pd.DataFrame(), cost or "", metric or ""), [], loaded.message or "Pick a table."
     d = filtered(df, workload, filters)
+    over = d.loc[overflowed(d), "format"].astype(str).tolist()  # named below: an Inf or NaN metric is not drawn
     d = d[np.isfinite(pd.to_numeric(d[metric], errors="coerce")) & np.isfinite(pd.to_numeric(d[cost], errors="coerce"))]
-    mine = [c for c in candidates or [] if c.get("metric") == metric and c.get("cost") == cost]
+    mine = [c for c in _candidates(candidates) if c["metric"] == metric and c["cost"] == cost]
     fig = figures.pareto_figure(d, cost, metric, mine)
     front = figures.front_of(d, cost, metric) if len(d) else d
     rows = front[["format", cost, metric]].round(6).to_dict("records") if len(front) else []
     message = loaded.message or ("" if len(d) else "No points match the filters.")
-    return fig, rows, message
+    if over:
+        message += f" GEMM outputs overflowed to Inf/NaN (x where drawn) in {len(over)} point(s): {', '.join(over[:5])}"
+    return fig, rows, message.strip()
 
 
 def linearity_view(root: Path, table, workload) -> tuple:
@@ -108,11 +121,12 @@ def detail_view(root: Path, table, workload, filters: dict, index) -> tuple:
     """(title, value grid, error against magnitude, error histogram, cost breakdown) of one point."""
     empty = go.Figure()
     df = load(root, table).table
-    if index is None or df.empty or index not in df.index:
+    # the index comes from the page's click data: only a plain integer can name a row
+    if not isinstance(index, int) or isinstance(index, bool) or df.empty or index not in df.index:
         return "Click a point to see its detail.", empty, empty, empty, empty
     row = df.loc[index]
     try:
-        r = requantize(row, DETAIL_ROWS)
+        r = requantize(row, SAMPLE_ROWS, SAMPLE_ELEMENTS)
     except Exception as err:  # shown on the page
         return f"{row['format']}: no detail ({err})", empty, empty, empty, empty
     element = getattr(r.format, "element", r.format)
@@ -123,52 +137,28 @@ def detail_view(root: Path, table, workload, filters: dict, index) -> tuple:
             figures.error_magnitude_figure(r.x, r.q), figures.error_histogram_figure(r.x, r.q), breakdown)  # fmt: skip
 
 
-def design_format(element, block, scale, rule) -> AnyFormat:
-    """The designer's format: an element (eXmY, intN or any catalog name) with a block scale of
-    `scale` picked by `rule` when block > 0; block 0 takes the named format as it is."""
-    el = get_format(str(element).strip())
-    if not block:
-        return el
-    sc = None if scale in (None, "fp32") else get_format(scale)
-    return ScaledFormat(el, int(block), sc, rule or ScaleRule.ABSMAX)
-
-
-def design_cost(fmt: AnyFormat, column: str, shape: tuple[int, int], cost: Cost) -> float:
-    """A designed format's value in a cost column, computed as the study table computes it for data of
-    `shape` (quantized along its last axis)."""
-    col = cost_column(column)
-    if col is None:
-        return math.nan
-    if col.of_estimate is None:
-        return storage_bits(fmt, shape)
-    return col.of_estimate(cost.estimate(fmt, shape[-1]))
-
-
-def design_accuracy(metric: str | None, x: np.ndarray, q: np.ndarray) -> float:
-    """A tensor metric of the designed format (NaN for GEMM and model metrics: a tensor is not enough)."""
-    m = metric_of(metric) if metric else None
-    if m is None or WorkloadKind.TENSOR not in m.kinds:
-        return math.nan
-    return m.compute(np.asarray(x, np.float64), np.asarray(q, np.float64))
-
-
 def design_view(root: Path, table, workload, metric, cost, element, block, scale, rule, candidates) -> tuple:
     """(candidates with the new one, message): a designed format's accuracy and cost on the workload."""
-    candidates = list(candidates or [])
+    candidates = _candidates(candidates)
     df = load(root, table).table
     if df.empty:
         return candidates, "Load a table first."
-    rows = df[df["workload"] == workload] if workload is not None else df
+    if not isinstance(metric, str) or not isinstance(cost, str):
+        return candidates, "Pick an accuracy metric and a cost axis."
+    rows = filtered(df, workload, {})
     if rows.empty:
         return candidates, "Pick a workload."
     row = rows.iloc[0]
     try:
         fmt = design_format(element, block, scale, rule)
-        x = row_data(row, DETAIL_ROWS)
-        acc = design_accuracy(metric, x, quantize(x, fmt))
-        c = design_cost(fmt, cost, data_shape(row), _cost_settings(row))
     except Exception as err:  # a bad design is a message, not a traceback
         return candidates, f"Cannot build that format: {err}"
-    label = f"{element} b{block or '-'} {scale or ''} {rule or ''}".strip()
+    try:
+        x = draw(row, sample_shape(row, row_width(fmt, data_shape(row)[1])))
+        acc = design_accuracy(metric, x, quantize(x, fmt))
+        c = design_cost(fmt, cost, data_shape(row), _cost_settings(row))
+    except Exception as err:  # shown on the page
+        return candidates, f"Cannot evaluate that format on {row['workload']}: {err}"
+    label = f"{str(element).strip()} b{int(block) or '-'} {scale or ''} {rule or ''}".strip()
     candidates.append({"label": label, "x": c, "y": acc, "metric": metric, "cost": cost})
     return candidates, f"Candidate {label}: {column_label(metric)} {acc:.4g}, {column_label(cost)} {c:.4g}"

@@ -12,6 +12,9 @@ import enum
 import re
 from dataclasses import dataclass
 
+from .enums import parse_enum
+from .spec import _set_int
+
 
 class AccumulatorKind(enum.Enum):
     FLOAT = "float"
@@ -30,6 +33,9 @@ class Accumulator:
     name: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", parse_enum(AccumulatorKind, self.kind, "kind"))
+        for argument in ("exp_bits", "man_bits", "bits"):
+            _set_int(self, argument, 0, 1 << 10)
         if self.kind is AccumulatorKind.FLOAT:
             if not (2 <= self.exp_bits <= 11 and 1 <= self.man_bits <= 52):
                 raise ValueError(

@@ -11,13 +11,12 @@ k in [-2, 1]. (sign(v) is not a grid: v * gain - offset rounds away tiny |v|; it
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from .spec import ElementStorage, Family, _require_int
+from .spec import ElementStorage, Family, _require_real, _set_int
 
 
 @dataclass(frozen=True)
@@ -37,15 +36,15 @@ class GridFormat(ElementStorage):
 
     def __post_init__(self) -> None:
         for arg in ("gain", "offset"):
-            v = getattr(self, arg)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise TypeError(f"{arg} must be a finite number, got {v!r}")
+            object.__setattr__(self, arg, _require_real(getattr(self, arg), arg))
         if self.gain <= 0:
             raise ValueError(f"gain must be positive, got {self.gain}")
-        _require_int(self.kmin, "kmin", -(1 << 15))
-        _require_int(self.kmax, "kmax", self.kmin + 1, self.kmin + (1 << 16) - 1)
-        if self.range is not None and not self.range > 0:
-            raise ValueError(f"range must be positive, got {self.range}")
+        _set_int(self, "kmin", -(1 << 15), 1 << 15)
+        _set_int(self, "kmax", self.kmin + 1, self.kmin + (1 << 16) - 1)
+        if self.range is not None:
+            object.__setattr__(self, "range", _require_real(self.range, "range"))
+            if not self.range > 0:
+                raise ValueError(f"range must be positive, got {self.range}")
 
     family = Family.CODEBOOK
 

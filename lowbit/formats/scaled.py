@@ -15,7 +15,7 @@ from .codebook import CodebookFormat
 from .constructions import dynamic_map_signed
 from .enums import parse_enum
 from .grid import GridFormat
-from .spec import Family, FloatFormat, IntFormat, _require_bool, _require_int
+from .spec import Family, FloatFormat, IntFormat, _require_int, _require_real, _set_bool, _set_int
 
 
 class ScaleRule(enum.Enum):
@@ -75,7 +75,7 @@ class DoubleQuant:
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        _require_int(self.block, "block", 1)
+        _set_int(self, "block", 1)
         if self.code is None:
             object.__setattr__(self, "code", CodebookFormat(dynamic_map_signed(), source="bitsandbytes dynamic map"))
 
@@ -128,14 +128,23 @@ class ScaledFormat:
         if not isinstance(self.element, (FloatFormat, IntFormat, *TABLE_FORMATS)):
             raise TypeError(f"element must be a float, integer or codebook format, got {self.element!r}")
         if self.block is not None:
-            _require_int(self.block, "block", 0)
+            _set_int(self, "block", 0)
         if self.scale is not None and not isinstance(self.scale, (FloatFormat, IntFormat, DoubleQuant)):
             raise TypeError(f"scale must be a float format or None (exact float32), got {self.scale!r}")
         object.__setattr__(self, "rule", parse_enum(ScaleRule, self.rule, "rule"))
         object.__setattr__(self, "tensor_scale", parse_enum(TensorScale, self.tensor_scale, "tensor_scale"))
-        _require_bool(self.asymmetric, "asymmetric")
-        _require_bool(self.divide, "divide")
-        _require_int(self.axis, "axis", -(1 << 30))
+        _set_bool(self, "asymmetric")
+        _set_bool(self, "divide")
+        _set_int(self, "axis", -(1 << 30), (1 << 30) - 1)
+        for bound in ("scale_min", "scale_max"):
+            value = getattr(self, bound)
+            if value is not None:
+                value = _require_real(value, bound)
+                if value <= 0:
+                    raise ValueError(f"{bound} must be positive or None, got {value}")
+                object.__setattr__(self, bound, value)
+        if self.scale_min is not None and self.scale_max is not None and self.scale_min > self.scale_max:
+            raise ValueError(f"scale_min {self.scale_min} is above scale_max {self.scale_max}")
         if isinstance(self.scale, DoubleQuant) and (self.asymmetric or self.tensor_scale is not TensorScale.NONE):
             raise ValueError("double quantization applies to one absmax scale per block (NF4's layout)")
         if self.rule.power_of_two:
@@ -205,7 +214,9 @@ class ScaledFormat:
 
     @property
     def has_nan(self) -> bool:
-        return True  # a block's scale can always say NaN (NaN-scale or NaN decode)
+        """A block's scale can say NaN (a NaN scale code, or NaN decode), except a double-quantized
+        one, whose dynamic-map codes are all numbers."""
+        return not isinstance(self.scale, DoubleQuant)
 
     def bits_per_element(self, block_elems: int | None = None) -> float:
         """Element bits plus the block's scale bits shared over its elements. A per-channel or
@@ -216,6 +227,7 @@ class ScaledFormat:
             raise ValueError(
                 "bits_per_element: a per-channel or per-tensor format needs block_elems (elements per scale)"
             )
+        block = _require_int(block, "block_elems", 1)
         return self.element.bits_per_element() + self.scales_per_block * self.scale_bits / block
 
     def bits_per_element_in(self, shape: tuple[int, ...], axis: int | None = None) -> float:

@@ -58,17 +58,40 @@ class Family(enum.Enum):
     SCALED = "scaled"
 
 
-def _require_int(value, argument: str, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+def _require_int(value, argument: str, minimum: int, maximum: int | None = None) -> int:
+    """value as a Python int (NumPy integer scalars are accepted as ints are); TypeError for a
+    non-integer (bool included), ValueError outside [minimum, maximum]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{argument} must be an integer, got {type(value).__name__} {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
         upper = "" if maximum is None else f" and at most {maximum}"
         raise ValueError(f"{argument} must be at least {minimum}{upper}, got {value}")
+    return int(value)
 
 
-def _require_bool(value, argument: str) -> None:
+def _require_bool(value, argument: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{argument} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _require_real(value, argument: str) -> float:
+    """value as a finite Python float (ints, floats and NumPy scalars of either are accepted)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{argument} must be a finite number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{argument} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _set_int(spec, argument: str, minimum: int, maximum: int | None = None) -> None:
+    """Checks the integer field `argument` of a frozen spec and stores it as a Python int, so that
+    specs built from NumPy integers equal, hash and print as those built from ints."""
+    object.__setattr__(spec, argument, _require_int(getattr(spec, argument), argument, minimum, maximum))
+
+
+def _set_bool(spec, argument: str) -> None:
+    object.__setattr__(spec, argument, _require_bool(getattr(spec, argument), argument))
 
 
 class ElementStorage:
@@ -102,9 +125,9 @@ class IntFormat(ElementStorage):
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        _require_int(self.bits, "bits", 1, MAX_CODE_BITS)
-        _require_bool(self.signed, "signed")
-        _require_bool(self.symmetric, "symmetric")
+        _set_int(self, "bits", 1, MAX_CODE_BITS)
+        _set_bool(self, "signed")
+        _set_bool(self, "symmetric")
         if self.symmetric and not self.signed:
             raise ValueError("symmetric=True needs signed=True: an unsigned format has no negative side")
         if self.symmetric and self.bits < 2:
@@ -192,10 +215,10 @@ class FloatFormat(ElementStorage):
     family = Family.FLOAT
 
     def __post_init__(self) -> None:
-        _require_int(self.exp_bits, "exp_bits", 1)
-        _require_int(self.man_bits, "man_bits", 0)
-        _require_bool(self.signed, "signed")
-        _require_bool(self.subnormals, "subnormals")
+        _set_int(self, "exp_bits", 1, 1 << 10)
+        _set_int(self, "man_bits", 0, 1 << 10)
+        _set_bool(self, "signed")
+        _set_bool(self, "subnormals")
         if self.bits > MAX_CODE_BITS:
             raise ValueError(
                 f"exp_bits + man_bits + sign = {self.bits} bits; element formats have at most {MAX_CODE_BITS} bits"
@@ -205,8 +228,7 @@ class FloatFormat(ElementStorage):
         if self.bias is None:
             object.__setattr__(self, "bias", (1 << (self.exp_bits - 1)) - 1)
         else:
-            _require_int(self.bias, "bias", -(1 << 20))
-            object.__setattr__(self, "bias", int(self.bias))
+            _set_int(self, "bias", -(1 << 20), 1 << 20)
         if self.overflow is None:
             default = {Specials.IEEE: Overflow.INF, Specials.NONE: Overflow.SATURATE}
             object.__setattr__(self, "overflow", default.get(self.specials, Overflow.NAN))

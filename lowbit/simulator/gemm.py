@@ -14,14 +14,16 @@ The unit is emulated the way hardware computes (DESIGN.md section 4):
   5. tensor scales (NVFP4) multiply the accumulator at the end as a GEMM epilogue's alpha: their
      product rounded to the accumulator, then the accumulator times alpha rounded once more
      (`exact`: both exact until the float64 result).
-Results are float64 arrays holding the accumulator's values.
+Results are float64 arrays holding the accumulator's values. NaN and Inf of the quantized operands
+are zeroed for the exact arithmetic, and the outputs they reach take their IEEE values
+(`host.specials`; the rule per accumulator is in `matmul`'s docstring).
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,12 +40,13 @@ from ..formats import (
     parse_enum,
 )
 from ..formats.accumulator import Accumulator, AccumulatorKind, get_accumulator
+from .host import specials
 from .host.codec import encode, quantize
 from .host.inputs import host_target
 from .host.scales import dq_values, scale_values
 from .kernels import dispatch
 from .kernels.dispatch import Out, Suite, Target
-from .kernels.dot_scalar import ACC_EXACT, ACC_FLOAT, ACC_INT, ORDER_PAIRWISE, ORDER_SEQUENTIAL, TILE32
+from .kernels.dot_scalar import ACC_EXACT, ACC_FLOAT, ACC_INT, ORDER_PAIRWISE, ORDER_SEQUENTIAL, TILE32, round_any
 from .kernels.rounding import Rounding
 
 
@@ -55,8 +58,9 @@ class Order(enum.Enum):
 @dataclass(frozen=True)
 class Factors:
     """An operand quantized along K: element values (rows, K), one scale per block (rows, blocks),
-    the block length along K, the tensor scale, and the bit span of its values (log2 of the largest
-    element over the finest step, and the scales' significand bits) for the float64 exactness bound."""
+    the block length along K (at most K: a longer block holds all of K), the tensor scale, and the
+    bit span of its values (log2 of the largest element over the finest step, and the scales'
+    significand bits) for the float64 exactness bound."""
 
     elements: np.ndarray
     scales: np.ndarray
@@ -66,6 +70,7 @@ class Factors:
     span_bits: float
     scale_bits: int
     finite_block: bool  # the format has blocks of a fixed length along K (chunks must fit in them)
+    nominal_block: int = 0  # the format's block, which chunks must divide (0: none)
 
     @property
     def dequantized(self) -> np.ndarray:
@@ -85,6 +90,16 @@ def _span(values: np.ndarray) -> float:
     low = (sig & -sig).astype(np.float64)
     step = np.min(np.ldexp(low, exp - 53))
     return float(np.log2(v.max() / step))
+
+
+def _nonfinite_blocks(x: np.ndarray, block: int) -> np.ndarray:
+    """(rows, blocks) mask of the blocks along K of x (rows, K) that hold NaN or Inf."""
+    bad = ~np.isfinite(x)
+    rows, k = bad.shape
+    pad = (-k) % block
+    if pad:
+        bad = np.concatenate([bad, np.zeros((rows, pad), np.bool_)], axis=1)
+    return bad.reshape(rows, -1, block).any(axis=2)
 
 
 def _element_table(e) -> np.ndarray:
@@ -122,21 +137,25 @@ def factors(x: np.ndarray, fmt) -> Factors:
         elems = elems * spec.element_step  # OCP MXINT8's fixed-point step
     # one row of scales per row of x, or a single scale for a per-tensor format (broadcast below)
     scale_rows = 1 if spec.block == 0 else rows  # block 0: one scale for the whole tensor
+    # a block longer than K holds all of K (encode's layout does the same): memory of K, not the block
+    block = min(spec.block, max(k, 1)) if spec.block else max(k, 1)
     scale_codes = np.asarray(enc.scales).reshape(scale_rows, -1, spec.scales_per_block)
     if isinstance(spec.scale, DoubleQuant):
         scales = dq_values(scale_codes.reshape(-1), enc.meta["dq_absmax"], enc.meta["dq_offset"], spec.scale)
         scales = np.asarray(scales, np.float64).reshape(scale_rows, -1)
+        # no NaN scale code: the blocks holding NaN or Inf are marked here
+        bad = _nonfinite_blocks(x, block) if spec.block else ~np.isfinite(x).all(keepdims=True)
+        scales[bad] = np.nan
     else:
         scales = np.asarray(scale_values(scale_codes[..., 0], spec), np.float64).reshape(scale_rows, -1)
     if spec.asymmetric:  # integer elements with a zero point: (code - zero point) * scale
         zero = np.asarray(scale_values(scale_codes[..., 1], spec), np.float64).reshape(scale_rows, -1)
-        elems = elems - np.repeat(zero, spec.block or k, axis=1)[:, :k]
-    block = spec.block if spec.block else max(k, 1)
+        elems = elems - np.repeat(zero, block, axis=1)[:, :k]
     if scales.shape[0] != rows:  # one scale for the whole tensor
         scales = np.broadcast_to(scales.reshape(1, -1)[:, :1], (rows, 1)).copy()
     tensor = float(enc.tensor_scale) if spec.tensor_scale is TensorScale.NVFP4 else 1.0
     span = _span(elems) if spec.asymmetric else _span(table)
-    return Factors(elems, scales, block, tensor, False, span, _scale_bits(spec), bool(spec.block))
+    return Factors(elems, scales, block, tensor, False, span, _scale_bits(spec), bool(spec.block), spec.block or 0)
 
 
 def _acc_params(acc: Accumulator, rounding: Rounding) -> np.ndarray:
@@ -171,15 +190,19 @@ def _check_2d(x, name: str) -> np.ndarray:
 
 
 def _chunk(chunk: int | None, fa: Factors, fb: Factors) -> int:
-    blocks = [f.block for f in (fa, fb) if f.finite_block]
+    """The chunk: the formats' common block by default, else `chunk`, which must divide the blocks.
+    A chunk longer than K sums all of K, as a chunk of K does: it is cut to K (at least 1)."""
+    blocks = [f.nominal_block for f in (fa, fb) if f.finite_block]
     if chunk is None:
-        return math.gcd(*blocks) if blocks else 1
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        c = math.gcd(*blocks) if blocks else 1
+    elif isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    else:
+        c = int(chunk)
     for b in blocks:
-        if b % chunk:
-            raise ValueError(f"chunk {chunk} does not divide the block of {b} elements")
-    return int(chunk)
+        if b % c:
+            raise ValueError(f"chunk {c} does not divide the block of {b} elements")
+    return max(1, min(c, fa.elements.shape[1]))
 
 
 def _exact_bits(fa: Factors, fb: Factors, chunk: int) -> float:
@@ -247,7 +270,9 @@ def _setup(a, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits
         raise ValueError("rounding: the accumulator rounds with 'rne', 'rtz', 'rna', 'rup' or 'rdown'")
     order = parse_enum(Order, order, "order")
     if partial_sum_bits is not None and (
-        isinstance(partial_sum_bits, bool) or not isinstance(partial_sum_bits, int) or not 2 <= partial_sum_bits <= 52
+        isinstance(partial_sum_bits, (bool, np.bool_))
+        or not isinstance(partial_sum_bits, (int, np.integer))
+        or not 2 <= partial_sum_bits <= 52
     ):
         raise ValueError(f"partial_sum_bits must be an integer from 2 to 52 or None, got {partial_sum_bits!r}")
     fa = factors(a, a_format)
@@ -259,10 +284,31 @@ def _setup(a, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits
                     f"accumulator {acc.label}: integer accumulation needs integer element formats without scales, "
                     f"got {name!r}"
                 )
-    return _Setup(fa, fb, _chunk(chunk, fa, fb), _acc_params(acc, mode), partial_sum_bits or 0, order, acc)
+    trunc = int(partial_sum_bits or 0)
+    return _Setup(fa, fb, _chunk(chunk, fa, fb), _acc_params(acc, mode), trunc, order, acc)
+
+
+def _alpha(s: _Setup) -> float:
+    """The epilogue's alpha (the tensor scales' product) as the accumulator applies it."""
+    tscale = s.fa.tensor * s.fb.tensor
+    if s.acc.kind is AccumulatorKind.FLOAT and tscale != 1.0:
+        return round_any(tscale, s.q)
+    return tscale
 
 
 def _run(s: _Setup, target) -> np.ndarray:
+    """The emulated product. NaN and Inf of the quantized operands (`specials`) are zeroed for the
+    exact emulation, and the outputs they reach are then set to their IEEE values."""
+    if specials.finite(s.fa.elements, s.fa.scales) and specials.finite(s.fb.elements, s.fb.scales):
+        return _run_finite(s, target)
+    ra, rb = (specials.classes(f.elements, f.scales, f.block, f.tensor) for f in (s.fa, s.fb))
+    fa, fb = (replace(f, elements=specials.zeroed(f.elements), scales=specials.zeroed(f.scales)) for f in (s.fa, s.fb))
+    out = _run_finite(replace(s, fa=fa, fb=fb), target)
+    specials.overwrite(out, ra, rb, _alpha(s))
+    return out
+
+
+def _run_finite(s: _Setup, target) -> np.ndarray:
     fa, fb = s.fa, s.fb
     m, n = fa.elements.shape[0], fb.elements.shape[0]
     out = np.zeros((m, n), np.float64)
@@ -383,6 +429,14 @@ def matmul(
     rounding:         the accumulator's rounding mode (rne, rtz, rna, rup, rdown).
     target:           'cpu', 'cuda' or None (CPU).
     Returns float64 (M, N) (or (B, M, N)) holding the accumulator's values.
+
+    NaN and Inf, as the operands' formats quantize them (a block holding either is NaN), propagate
+    by IEEE rules to the outputs they reach; other outputs are as without them.
+      float accumulators and exact: NaN if the dot product involves a NaN, an Inf times 0 or Inf
+        products of both signs, else the Inf of the Inf products' sign (the finite products do not
+        change it); times the NVFP4 epilogue's alpha by IEEE rules.
+      integer accumulators: integer formats have no Inf (quantizing saturates it), and a NaN, which
+        quantize keeps, makes every output it reaches NaN.
     """
     a_arr = a.copy_to_host() if hasattr(a, "copy_to_host") else np.asarray(a)
     if a_arr.ndim == 3:
@@ -464,5 +518,5 @@ def matmul_error(a, b, a_format, b_format, accumulator: str | Accumulator = "fp3
         raise TypeError(f"matmul_error: unexpected arguments {sorted(kwargs)}")
     a64 = np.asarray(a, np.float64)
     b64 = np.asarray(b, np.float64)
-    deq = s.fa.dequantized @ s.fb.dequantized.T
-    return MatmulError(result, a64 @ b64, deq)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and Inf propagate here as in `result`
+        return MatmulError(result, a64 @ b64, s.fa.dequantized @ s.fb.dequantized.T)

@@ -10,6 +10,8 @@ x is the original, q the quantized-and-dequantized tensor (same shape), in float
                 bins get 1e-10), in nats
   gemm_relative_error  ||C - A @ B||_F / ||A @ B||_F, C the emulated product, A @ B in float64
                 (lowbit.simulator.MatmulError.relative_error)
+  overflow_fraction    the share (0 to 1) of C's outputs that are Inf or NaN where the float64
+                reference A @ B is finite: the accumulator (or a format) overflowed on finite inputs
 """
 
 from __future__ import annotations
@@ -59,3 +61,12 @@ def kl_divergence(x: np.ndarray, q: np.ndarray) -> float:
 
 def gemm_relative_error(err: MatmulError) -> float:
     return err.relative_error
+
+
+def overflow_fraction(err: MatmulError) -> float:
+    result = np.asarray(err.result)
+    if result.size == 0:
+        return 0.0
+    # a NaN or Inf input makes the reference non-finite too: propagated, not overflowed
+    overflow = ~np.isfinite(result) & np.isfinite(np.asarray(err.reference))
+    return float(np.count_nonzero(overflow) / result.size)

@@ -97,6 +97,24 @@ def uniform_row(spec: FormatSpec, w: ModelWorkload, metrics, predict: bool) -> d
     return out
 
 
+def allocation_identity(allocation: Allocation) -> dict:
+    """The spec columns of an allocation's row known before it runs (so that a failed one keeps them)."""
+    return {
+        "format": allocation.label,
+        "base_format": "dp_allocation",
+        "family": "mixed",
+        "block": 0,
+        "scale": "mixed",
+        "rule": "mixed",
+        "asymmetric": False,
+        "tensor_scale": "mixed",
+        "rounding": "rne",
+        "hadamard": 0,
+        "budget_bits": allocation.budget,
+        "predictor": allocation.predictor.value,
+    }
+
+
 def allocation_row(allocation: Allocation, specs: list[FormatSpec], w: ModelWorkload, metrics) -> tuple[dict, dict]:
     """The DP assignment's row, and the share of the model's weights (so of its MACs) in each format,
     {format spec JSON: share}, for the cost columns."""
@@ -120,21 +138,10 @@ def allocation_row(allocation: Allocation, specs: list[FormatSpec], w: ModelWork
     bits = {name: options[name][0] for name in by_name}
     used = [by_name[name] for name in share]
     row = {
-        "format": allocation.label,
-        "base_format": "dp_allocation",
-        "family": "mixed",
+        **allocation_identity(allocation),
         "element": ", ".join(f"{name} {share[name]:.0%}" for name in sorted(share, key=lambda k: -share[k])),
         "bits": max(int(weight_format(s).bits) for s in used),
-        "block": 0,
-        "scale": "mixed",
-        "rule": "mixed",
-        "asymmetric": False,
-        "tensor_scale": "mixed",
-        "rounding": "rne",
-        "hadamard": 0,
         BITS_PER_ELEMENT.name: linearity.average_bits(sens, chosen, bits),
-        "budget_bits": allocation.budget,
-        "predictor": allocation.predictor.value,
         "assignment": json.dumps(chosen),
         "shape": f"{n} sentences",
         "predicted_fidelity": linearity.predict(

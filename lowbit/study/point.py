@@ -1,7 +1,10 @@
 """One point of a study: a format on a workload, evaluated into one table row.
 
 `evaluate(payload)` is a plain top-level function of plain data (dicts), so that local processes
-and Dask workers can run it. A point that raises becomes a row with status 'failed' and its message.
+and Dask workers can run it. A point that raises becomes a row with status 'failed' and its message; it
+keeps its identity (format, workload and every spec column), which is set before anything can fail.
+The study's name is not part of a row: the runner adds it when it assembles the table, so a cached
+row serves every study that shares its point.
 """
 
 from __future__ import annotations
@@ -16,19 +19,20 @@ from pathlib import Path
 import numpy as np
 
 from ..formats import AnyFormat, ScaledFormat
-from ..simulator import matmul_error
-from .model_points import MODEL_K, allocation_row, uniform_row
+from ..simulator import MatmulError, matmul_error
+from .metrics import overflow_fraction
+from .model_points import MODEL_K, allocation_identity, allocation_row, uniform_row
 from .replay import quantize_point
 from .schema import Allocation, Cost, FormatSpec, Gemm, GemmOptions, ModelWorkload, Study, parse_workload
 from .store import (
     BITS_PER_ELEMENT,
     ESTIMATE_COLUMNS,
-    Metric,
     Mix,
     WorkloadKind,
     estimate_columns,
     metric_columns,
     metric_request,
+    overflow_column,
     storage_bits,
 )
 from .workloads import GemmPair, fingerprint, label, load
@@ -44,11 +48,16 @@ def _data(workload_json: str, base: str):
     return load(parse_workload(workload_json), Path(base))
 
 
-def spec_columns(spec: FormatSpec, fmt: AnyFormat, shape: tuple[int, ...]) -> dict:
+def spec_columns(spec: FormatSpec, fmt: AnyFormat, shape: tuple[int, ...] | None) -> dict:
     """The row's spec columns, bits_per_element included, for data of `shape` quantized along its
-    last axis."""
+    last axis. With the shape unknown (a failed point's file), a per-channel block and the storage of a
+    per-channel or per-tensor scale are NaN."""
     scaled = isinstance(fmt, ScaledFormat)
     element = fmt.element if scaled else fmt
+    if shape is None:
+        if scaled and not fmt.block:
+            return {**spec_columns(spec, fmt, (1, 1)), "block": math.nan, BITS_PER_ELEMENT.name: math.nan}
+        shape = (1, 1)  # any shape: without a per-channel or per-tensor scale, storage does not depend on it
     return {
         "format": spec.name,
         "base_format": spec.format,
@@ -119,15 +128,33 @@ def _order(entry) -> int:
     return min(_COLUMN_ORDER.index(k) for k in metric_request(entry)[0].kinds)
 
 
+def _gemm_metrics(entries: list, data: GemmPair, fmt: AnyFormat) -> dict[str, float]:
+    """The GEMM metrics, and for each accumulator the share of outputs that overflowed (the largest
+    over the metrics that use it)."""
+
+    @functools.cache  # one emulated product per accumulator and chunk, whatever the metrics
+    def product(accumulator: str, chunk: int | None) -> MatmulError:
+        return matmul_error(data.a, data.b, fmt, fmt, accumulator, chunk=chunk)
+
+    def options_of(options: dict) -> tuple[str, int | None]:
+        opts = GemmOptions.model_validate(options)  # the schema's defaults for what the study left out
+        return opts.accumulator, opts.chunk
+
+    entries = sorted(entries, key=_order)
+    out = metric_columns(entries, WorkloadKind.GEMM, lambda m, o: m.compute(product(*options_of(o))))
+    for entry in entries:
+        metric, options = metric_request(entry)
+        if WorkloadKind.GEMM in metric.kinds:
+            accumulator, chunk = options_of(options)
+            column = overflow_column(accumulator)
+            out[column] = max(out.get(column, 0.0), overflow_fraction(product(accumulator, chunk)))
+    return out
+
+
 def _metrics(entries: list, data: np.ndarray | GemmPair, spec: FormatSpec, fmt: AnyFormat) -> dict[str, float]:
     """The metrics of a tensor or GEMM point (those of other workload kinds NaN)."""
     if isinstance(data, GemmPair):
-
-        def gemm(metric: Metric, options: dict) -> float:
-            opts = GemmOptions.model_validate(options)  # the schema's defaults for what the study left out
-            return metric.compute(matmul_error(data.a, data.b, fmt, fmt, opts.accumulator, chunk=opts.chunk))
-
-        return metric_columns(sorted(entries, key=_order), WorkloadKind.GEMM, gemm)
+        return _gemm_metrics(entries, data, fmt)
     x = np.asarray(data, np.float64)
 
     @functools.cache  # quantized once, and only when a tensor metric asks
@@ -146,15 +173,38 @@ def _evaluate_data(payload: dict, spec: FormatSpec, fmt: AnyFormat, row: dict) -
     _add_cost(row, payload["cost"], fmt, a.shape[1])
 
 
-def _header(payload: dict, spec: FormatSpec | None) -> dict:
+def _declared_shape(workload_json: str) -> tuple[int, ...] | None:
+    """The shape of a workload's data as its spec declares it (synthetic data, GEMM operands, a model's
+    projection); None for data read from a file."""
+    w = parse_workload(workload_json)
+    if isinstance(w, ModelWorkload):
+        return MODEL_SHAPE
+    if isinstance(w, Gemm):
+        w = w.a
+    shape = getattr(w, "shape", None)
+    return tuple(shape) if shape else None
+
+
+def _identity(payload: dict, spec: FormatSpec | None) -> dict:
+    """The columns that say which point a row is: the format's spec columns (an allocation's label),
+    and the declared shape."""
+    if spec is None:
+        return allocation_identity(Allocation.model_validate(payload["allocation"]))
+    shape = _declared_shape(payload["workload_json"])
+    out = spec_columns(spec, spec.spec(), shape)
+    if shape is not None and _model_workload(payload["workload_json"]) is None:
+        out["shape"] = "x".join(map(str, shape))
+    return out
+
+
+def _header(payload: dict) -> dict:
     return {
-        "study": payload["study"],
         "point": payload["hash"],
         "workload": payload["workload_label"],
         "workload_kind": payload["workload_kind"],
         **payload.get("workload_params", {}),
         # the point's own inputs, as JSON, so that a viewer can rebuild the format and the data
-        "format_spec": "" if spec is None else spec.model_dump_json(),
+        "format_spec": payload["format_spec"],
         "workload_spec": payload["workload_json"],
         "cost_spec": "" if payload["cost"] is None else json.dumps(payload["cost"]),
         "status": "ok",
@@ -162,21 +212,30 @@ def _header(payload: dict, spec: FormatSpec | None) -> dict:
     }
 
 
+def failed_row(payload: dict, err: BaseException) -> dict:
+    """The row of a point whose evaluation never returned (its worker process died, say): its identity,
+    status 'failed' and the error's text."""
+    spec = FormatSpec.model_validate(payload["spec"]) if "spec" in payload else None
+    row = _header(payload)
+    row.update(_identity(payload, spec))
+    row.update(status="failed", error=f"{type(err).__name__}: {err}", traceback="")
+    return row
+
+
 def evaluate(payload: dict) -> dict:
     """The row of one point. payload: {study, spec, workload, workload_json, metrics, cost, base, hash}."""
     spec = FormatSpec.model_validate(payload["spec"]) if "spec" in payload else None
-    row = _header(payload, spec)
+    row = _header(payload)
     try:
+        row.update(_identity(payload, spec))
         if spec is None:
             _evaluate_allocation(payload, row)
         elif (model := _model_workload(payload["workload_json"])) is not None:
             _evaluate_model(payload, spec, spec.spec(), model, row)
         else:
             _evaluate_data(payload, spec, spec.spec(), row)
-    except Exception as err:  # a failing point is recorded, and the study goes on
-        row["status"] = "failed"
-        row["error"] = f"{type(err).__name__}: {err}"
-        row["traceback"] = traceback.format_exc(limit=5)
+    except Exception as err:  # a failing point is recorded (what it has, its identity first), and the study goes on
+        row.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=5))
     return row
 
 
@@ -196,6 +255,7 @@ def _point(study: Study, base: Path, version: str, w, fingerprint_: str, what: d
     return {
         "study": study.name,
         **what,
+        "format_spec": FormatSpec.model_validate(what["spec"]).model_dump_json() if "spec" in what else "",
         "workload_json": w.model_dump_json(),
         "workload_label": label(w),
         "workload_kind": w.kind if not isinstance(w, Gemm) else "gemm",

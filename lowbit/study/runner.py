@@ -1,21 +1,24 @@
 """Running a study: points evaluated (local processes or Dask), cached by content hash, and the
 tidy table written to Parquet with its provenance.
 
-Each finished point is written at once to `<output dir>/.lowbit-cache/<point hash>.json` (write to
-a temporary file, then rename: a kill leaves either the whole file or none). A re-run evaluates only
-the points without a cache file, so a killed run resumes where it stopped. Failed points are
-recorded in the table (status 'failed' and the message) and not cached, so a re-run tries them again.
+Each finished point is written at once to `<output dir>/.lowbit-cache/<point hash>.json` (see
+cache.py: an entry carries its key and a checksum, and a bad one is discarded and recomputed). A re-run
+evaluates only the points without a sound cache entry, so a killed run resumes where it stopped, and
+removes the temporary files a killed run left. Failed points are recorded in the table (status
+'failed', their identity and the message) and not cached, so a re-run tries them again. The study's
+name is applied when the table is assembled, so a renamed study, or another study that shares a
+point, shows its own name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import multiprocessing
-import os
+import numbers
+import warnings
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -23,30 +26,55 @@ from tqdm import tqdm
 
 from .._version import __version__
 from ..lazy import dask_distributed
-from .point import evaluate, payloads
+from . import cache as point_cache
+from .point import evaluate, failed_row, payloads
+from .processes import map_local
 from .schema import Study, load_study
-from .store import atomic_write, write_table
+from .store import overflow_note, overflowed, remove_stale_temporaries, write_table
+
+SUMMARY_LINES = 20  # failures (and overflows) listed by name in a run's summary; the table has them all
+ERROR_CHARS = 240  # of an error's first line in the summary
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """The table, where it was written, and how many points were computed, cached and failed."""
+    """The table, where it was written, how many points were computed, cached and failed, how many
+    rows had GEMM outputs overflow to Inf or NaN, and the cache files discarded as corrupt."""
 
     table: pd.DataFrame
     path: Path
     computed: int
     cached: int
     failed: int
+    overflowed: int = 0
+    discarded: tuple[str, ...] = field(default=())
+
+    def summary(self) -> list[str]:
+        """Lines that report the run: the counts, then each failed point and each overflowed one."""
+        lines = [f"{self.path}: {len(self.table)} points ({self.computed} computed, {self.cached} cached, "
+                 f"{self.failed} failed)"]  # fmt: skip
+        if self.failed:
+            failed = self.table[self.table["status"] == "failed"]
+            lines.append(f"{self.failed} point(s) failed (their rows have status 'failed' and the error):")
+            lines += _listed(failed, "failed", lambda r: _first_line(r.get("error")))
+        if self.overflowed:
+            lines.append(f"{self.overflowed} point(s) overflowed: GEMM outputs Inf or NaN from finite inputs:")
+            lines += _listed(self.table[overflowed(self.table)], "overflow", overflow_note)
+        return lines
 
 
-def _write_json(path: Path, row: dict) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(row, f, default=float)
-            f.flush()
-            os.fsync(f.fileno())
+def _listed(rows: pd.DataFrame, tag: str, what) -> list[str]:
+    lines = [f"  {tag}: {_name(r)}: {what(r)}" for _, r in rows.head(SUMMARY_LINES).iterrows()]
+    return lines + ([f"  ... and {len(rows) - SUMMARY_LINES} more"] if len(rows) > SUMMARY_LINES else [])
 
-    atomic_write(path, write)
+
+def _name(row: pd.Series) -> str:
+    return f"{row.get('format', '?')} on {row.get('workload', '?')}"
+
+
+def _first_line(text) -> str:
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 3] + "..."
 
 
 def _local(todo: list[dict], workers: int) -> Iterator[dict]:
@@ -54,10 +82,7 @@ def _local(todo: list[dict], workers: int) -> Iterator[dict]:
         for p in todo:
             yield evaluate(p)
         return
-    # spawn, not fork: forking a process whose Numba kernels started OpenMP threads aborts it
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(evaluate, p) for p in todo]):
-            yield future.result()
+    yield from map_local(evaluate, todo, workers, failed_row)
 
 
 def _dask(todo: list[dict], workers: int, scheduler: str | None) -> Iterator[dict]:
@@ -70,8 +95,13 @@ def _dask(todo: list[dict], workers: int, scheduler: str | None) -> Iterator[dic
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
     client = distributed.Client(scheduler or cluster)
     try:
-        for future in distributed.as_completed(client.map(evaluate, todo, pure=False)):
-            yield future.result()
+        futures = client.map(evaluate, todo, pure=False)
+        payload_of = {f.key: p for f, p in zip(futures, todo, strict=True)}
+        for future in distributed.as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as err:  # a worker lost (KilledWorker, ...): the point fails, the run goes on
+                yield failed_row(payload_of[future.key], err)
     finally:
         client.close()
         if cluster is not None:
@@ -94,18 +124,35 @@ def _rows(study: Study, todo: list[dict], cache: Path, workers: int, dask: bool,
     """Evaluate the points to do, caching each finished one at once; {point hash: row}."""
     rows = _dask(todo, workers, scheduler) if dask else _local(todo, workers)
     fresh: dict[str, dict] = {}
-    with tqdm(total=len(todo), desc=study.name, unit="point", disable=not progress or not todo) as bar:
+    # closing: a Ctrl-C or an error here stops the workers at once, not when the generator is collected
+    with contextlib.closing(rows), tqdm(total=len(todo), desc=study.name, unit="point",
+                                        disable=not progress or not todo) as bar:  # fmt: skip
         for row in rows:
+            row = point_cache.plain_row(row)  # as a cache read gives it back: fresh and resumed tables are equal
             if row["status"] == "ok":
-                _write_json(cache / f"{row['point']}.json", row)
+                point_cache.write_entry(cache, row)
             fresh[row["point"]] = row
             bar.update()
     return fresh
 
 
-def _cached(cache: Path, point: str) -> dict:
-    with open(cache / f"{point}.json", encoding="utf-8") as f:
-        return json.load(f)
+def _load_cache(cache: Path, points: list[dict]) -> tuple[dict[str, dict], tuple[str, ...]]:
+    """The sound cache entries, and the warnings that name the discarded ones (also passed on)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", point_cache.CacheWarning)
+        cached = point_cache.load(cache, points)
+    for w in caught:  # passed on to the caller's filters
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return cached, tuple(str(w.message) for w in caught if issubclass(w.category, point_cache.CacheWarning))
+
+
+def _workers(value) -> int | None:
+    """The `workers` argument: None (the study's) or an integer >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"workers: must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def run_study(
@@ -130,15 +177,25 @@ def run_study(
     if not isinstance(study, Study):
         base = base or Path(study).resolve().parent
         study = load_study(study)
+    workers = _workers(workers)
     base = Path(base or ".").resolve()
     out = Path(out_dir or study.output.dir)
-    cache = out / ".lowbit-cache"
+    path = study.table_path(out)  # checked before anything runs: inside the output folder
+    cache = out / point_cache.CACHE_DIR
+    try:  # before anything runs: a folder that cannot be made is an error now, not after the points
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"out_dir: cannot make the folder {cache} ({err.strerror or err})") from None
+    for folder in (cache, out):  # what killed runs left
+        remove_stale_temporaries(folder)
     points = payloads(study, base, __version__)
-    todo = [p for p in points if not (cache / f"{p['hash']}.json").exists()]
+    cached, discarded = _load_cache(cache, points)
+    todo = [p for p in points if p["hash"] not in cached]
     use_dask = scheduler is not None or (executor or study.executor) == "dask"
     fresh = _rows(study, todo, cache, workers or study.workers, use_dask, scheduler, progress)
-    table = pd.DataFrame([fresh.get(p["hash"]) or _cached(cache, p["hash"]) for p in points])
-    path = out / (study.output.file or f"{study.name}.parquet")
+    # the study-level columns are the study's, not the cache's: applied here
+    table = pd.DataFrame([{"study": study.name, **(fresh.get(p["hash"]) or cached[p["hash"]])} for p in points])
     write_table(table, path, study.name, study_hash(study))
     failed = int((table["status"] == "failed").sum()) if len(table) else 0
-    return RunResult(table, path, len(todo), len(points) - len(todo), failed)
+    n_over = int(overflowed(table).sum()) if len(table) else 0
+    return RunResult(table, path, len(todo), len(points) - len(todo), failed, n_over, discarded)

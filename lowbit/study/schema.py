@@ -3,18 +3,20 @@
 A study declares formats (names, inline specs, or sweeps over spec fields), workloads (synthetic
 distributions, tensors from files, GEMM pairs), metrics, cost-model settings and where the table goes.
 `load_study(path)` parses and validates a YAML file; `StudyError` carries every problem, each as
-`path: message` (for example `formats[3].block: must be a positive integer, got 0`).
+`path: message` (for example `formats[3].block: must be a positive integer, got 0`), all in one report:
+structure, names, every point's format spec, the point count and every workload file's header.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,20 +32,16 @@ from pydantic import (
 from ..costmodel import Estimate, estimate, get_node
 from ..formats import AnyFormat, get_accumulator, get_format
 from ..simulator import Rounding
+from .datafiles import MissingTensorError, check_npy, check_safetensors, resolve_input
+from .errors import ECHO_CHARS, StudyError, clip, echo, error_message, error_path
+from .paths import plain_name, relative_folder, table_path
 from .store import WorkloadKind, get_metric
+from .yamlio import read_yaml
 
 SCHEMA_VERSION = 1
 ROUNDINGS = tuple(m.name.lower() for m in Rounding)  # what parse_enum reads: rne, rtz, ..., stochastic
-
-
-class StudyError(ValueError):
-    """A study file that cannot be used; `problems` lists `path: message` lines."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.problems = problems
-        super().__init__(
-            f"{source}: " + ("; ".join(problems) if len(problems) == 1 else "\n  " + "\n  ".join(problems))
-        )
+LARGE_STUDY = 10_000  # points a study runs without consent (`allow_large: true` or --allow-large)
+MAX_POINTS = 1_000_000  # points a study may have even with consent
 
 
 class _Strict(BaseModel):
@@ -55,6 +53,8 @@ def _known(lookup: Callable[[str], Any], what: str) -> Callable[[str], str]:
     says `unknown <what> 'x'; ...` (lowbit's lookups name the argument first, the path does here)."""
 
     def check(value: str) -> str:
+        if len(value) > ECHO_CHARS:  # no name is this long; the lookup would quote it whole
+            raise ValueError(f"unknown {what} {echo(value)}")
         try:
             lookup(value)
         except (ValueError, TypeError) as err:
@@ -69,14 +69,25 @@ AccumulatorName = Annotated[str, AfterValidator(_known(get_accumulator, "accumul
 NodeName = Annotated[str, AfterValidator(_known(get_node, "node"))]
 
 
+def _short(value: str) -> str:
+    if len(value) > ECHO_CHARS:  # no name is this long, and an error would quote it whole
+        raise ValueError(f"no name lowbit knows is this long (over {ECHO_CHARS} characters)")
+    return value
+
+
+ShortName = Annotated[str, AfterValidator(_short)]  # a format name, checked when the spec is built
+PlainName = Annotated[str, AfterValidator(plain_name)]  # a file name inside the output folder
+RelativeFolder = Annotated[str, AfterValidator(relative_folder)]
+
+
 class FormatSpec(_Strict):
     """One format: a base name and the fields it changes, plus what runs before it."""
 
-    format: str
-    element: str | None = None
+    format: ShortName
+    element: ShortName | None = None
     block: int | None = None
-    scale: str | None = None
-    rule: str | None = None
+    scale: ShortName | None = None
+    rule: ShortName | None = None
     asymmetric: bool | None = None
     rounding: Literal[ROUNDINGS] = "rne"  # type: ignore[valid-type]
     seed: int = Field(default=0, description="seed of stochastic rounding")
@@ -140,7 +151,7 @@ class Sweep(_Strict):
     def _fields(cls, v):
         unknown = sorted(set(v) - set(FormatSpec.model_fields))
         if unknown:
-            raise ValueError(f"unknown field(s) {unknown}; a sweep varies {sorted(FormatSpec.model_fields)}")
+            raise ValueError(f"unknown field(s) {clip(str(unknown))}; a sweep varies {sorted(FormatSpec.model_fields)}")
         if "format" not in v:
             raise ValueError("a sweep needs a 'format' list")
         empty = [k for k, values in v.items() if not values]
@@ -151,8 +162,13 @@ class Sweep(_Strict):
                 try:
                     FormatSpec(**{"format": "", key: value})
                 except ValidationError as err:
-                    raise ValueError(f"{key}: {_message(err.errors()[0])}") from None
+                    raise ValueError(f"{key}: {error_message(err.errors()[0])}") from None
         return v
+
+    @property
+    def size(self) -> int:
+        """Points of the sweep, counted without expanding it."""
+        return math.prod(len(values) for values in self.sweep.values())
 
     def expand(self) -> list[FormatSpec]:
         keys = list(self.sweep)
@@ -168,7 +184,7 @@ def _format_kind(v: Any) -> str:
 
 
 FormatEntry = Annotated[
-    Annotated[str, Tag("name")] | Annotated[Sweep, Tag("sweep")] | Annotated[FormatSpec, Tag("spec")],
+    Annotated[ShortName, Tag("name")] | Annotated[Sweep, Tag("sweep")] | Annotated[FormatSpec, Tag("spec")],
     Discriminator(_format_kind),
 ]
 
@@ -328,13 +344,16 @@ class Cost(_Strict):
 
 
 class Output(_Strict):
-    dir: str = "results"
-    file: str | None = None  # default: <study name>.parquet
+    """Where the table goes: `file` (default <study name>.parquet) in `dir`, a folder below the current
+    one (see lowbit.study.paths: a study file cannot write outside it)."""
+
+    dir: RelativeFolder = "results"
+    file: PlainName | None = None
 
 
 class Study(_Strict):
     schema_version: Literal[SCHEMA_VERSION]  # type: ignore[valid-type]
-    name: str
+    name: PlainName
     description: str = ""
     formats: list[FormatEntry] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
@@ -344,6 +363,12 @@ class Study(_Strict):
     output: Output = Output()
     executor: Literal["local", "dask"] = "local"
     workers: int = Field(default=1, ge=1)
+    allow_large: bool = Field(default=False, description=f"consent to more than {LARGE_STUDY:,} points")
+
+    def table_path(self, out_dir: str | Path | None = None) -> Path:
+        """Where the table is written: `out_dir` (default output.dir) / output.file (default
+        <name>.parquet); ValueError if that would leave the folder (a Study built without validation)."""
+        return table_path(Path(out_dir or self.output.dir), self.output.file or f"{self.name}.parquet")
 
     def reduced(self, rows: int = 8) -> Study:
         """The same study on workloads of at most `rows` rows (a quick check of a long study)."""
@@ -369,85 +394,130 @@ class Study(_Strict):
         return [spec for _, spec in self.indexed_specs()]
 
     def indexed_specs(self) -> list[tuple[int, FormatSpec]]:
-        out: list[tuple[int, FormatSpec]] = []
-        for i, entry in enumerate(self.formats):
-            if isinstance(entry, str):
-                out.append((i, FormatSpec(format=entry)))
-            elif isinstance(entry, Sweep):
-                out.extend((i, spec) for spec in entry.expand())
-            else:
-                out.append((i, entry))
-        return out
+        return _expand(enumerate(self.formats))
 
 
-_TAGS = {
-    "name",
-    "sweep",
-    "spec",
-    "gemm",
-    "normal",
-    "laplace",
-    "uniform",
-    "lognormal",
-    "student_t",
-    "outliers",
-    "npy",
-    "safetensors",
-    "model",
-}
+def _expand(entries: Iterable[tuple[int, Any]]) -> list[tuple[int, FormatSpec]]:
+    """(index, format entry) pairs into (index, FormatSpec) points, sweeps expanded."""
+    out: list[tuple[int, FormatSpec]] = []
+    for i, entry in entries:
+        if isinstance(entry, str):
+            out.append((i, FormatSpec(format=entry)))
+        elif isinstance(entry, Sweep):
+            out.extend((i, spec) for spec in entry.expand())
+        else:
+            out.append((i, entry))
+    return out
 
 
-def _path(loc: tuple) -> str:
-    """('formats', 3, 'spec', 'block') -> 'formats[3].block' (the union tag after an index dropped, and
-    pydantic's '[key]' marker after a mapping's key: the key itself names the place)."""
-    out = ""
-    previous = None
-    for part in loc:
-        if part == "[key]":
-            continue
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not (isinstance(previous, int) and part in _TAGS) and not str(part).startswith("function-"):
-            out += ("." if out else "") + str(part)
-        previous = part
-    return out or "(top level)"
+# Union tags that pydantic puts after a list index; a path leaves them out.
+_TAGS = frozenset({"name", "sweep", "spec", "gemm", "normal", "laplace", "uniform", "lognormal", "student_t",
+                   "outliers", "npy", "safetensors", "model"})  # fmt: skip
 
 
-def _message(err: dict) -> str:
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    if err["type"] == "missing":
-        return "required key is missing"
-    if "input" in err and err["type"] not in ("model_type",):
-        given = repr(err["input"])
-        return msg if isinstance(err["input"], str) and given in msg else f"{msg}, got {given}"
-    return msg
+def validate_study(
+    data: Any,
+    source: str = "study",
+    *,
+    base: str | Path | None = None,
+    allow_large: bool = False,
+    earlier: Iterable[str] = (),
+) -> Study:
+    """A Study from parsed YAML, or StudyError listing every problem at its path, in one report.
 
-
-def validate_study(data: Any, source: str = "study") -> Study:
-    """A Study from parsed YAML, or StudyError naming every problem's path."""
+    base:        the folder that workload paths are relative to; given, every workload file is checked
+                 (exists, readable, a valid .npy or .safetensors header). None skips the file checks.
+    allow_large: consent to more than LARGE_STUDY points (as the study's `allow_large: true`).
+    earlier:     problems found before validation (the YAML reader's duplicate keys), reported first.
+    """
     if not isinstance(data, dict):
-        raise StudyError(source, [f"(top level): a study is a mapping of keys, got {type(data).__name__}"])
+        raise StudyError(source, [*earlier, f"(top level): a study is a mapping of keys, got {type(data).__name__}"])
     if "schema_version" in data and data["schema_version"] != SCHEMA_VERSION:
-        raise StudyError(
-            source, [f"schema_version: this lowbit reads version {SCHEMA_VERSION}, got {data['schema_version']!r}"]
-        )
+        raise StudyError(source, [f"schema_version: this lowbit reads version {SCHEMA_VERSION}, "
+                                  f"got {echo(data['schema_version'])}"])  # fmt: skip
+    problems = list(earlier)
+    study = None
     try:
         study = Study.model_validate(data)
     except ValidationError as err:
-        raise StudyError(source, [f"{_path(e['loc'])}: {_message(e)}" for e in err.errors()]) from None
-    problems = []
-    for i, spec in study.indexed_specs():
+        problems += [f"{error_path(e['loc'], _TAGS)}: {error_message(e)}" for e in err.errors()]
+    # With the structure broken, the entries that are sound on their own are still checked.
+    formats = list(enumerate(study.formats)) if study else _sound(data.get("formats"), _FORMAT_ENTRY)
+    workloads = list(enumerate(study.workloads)) if study else _sound(data.get("workloads"), _WORKLOAD)
+    allocations = len(study.allocations) if study else len(_as_list(data.get("allocations")))
+    count = _count_problem(formats, workloads, allocations, allow_large or data.get("allow_large") is True)
+    if count:
+        problems.append(count)
+    else:  # expanding the sweeps is bounded now
+        problems += _format_problems(formats)
+        problems += _allocation_problems(study) if study else []
+    if base is not None:
+        problems += _file_problems(workloads, Path(base))
+    if problems:
+        raise StudyError(source, problems)
+    assert study is not None  # no problem means it validated
+    return study
+
+
+_FORMAT_ENTRY = TypeAdapter(FormatEntry)
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _sound(raw: Any, adapter: TypeAdapter) -> list[tuple[int, Any]]:
+    """(index, parsed entry) for each entry of a raw list that validates alone."""
+    out = []
+    for i, item in enumerate(_as_list(raw)):
+        with contextlib.suppress(ValidationError):  # a broken entry: reported with the structural errors
+            out.append((i, adapter.validate_python(item)))
+    return out
+
+
+def _count_problem(formats: list, workloads: list, allocations: int, allow_large: bool) -> str | None:
+    """The point count's problem, counted without expanding a sweep: None if it may run."""
+    specs = sum(entry.size if isinstance(entry, Sweep) else 1 for _, entry in formats)
+    models = sum(isinstance(w, ModelWorkload) for _, w in workloads)
+    points = len(workloads) * specs + allocations * models
+    plural = "" if len(workloads) == 1 else "s"
+    what = f"the study has {points:,} points ({len(workloads):,} workload{plural} x {specs:,} formats" + (
+        f", plus {allocations * models:,} allocation rows)" if allocations * models else ")"
+    )
+    if points > MAX_POINTS:
+        return f"formats: {what}, more than {MAX_POINTS:,}, the most a study may have (even with allow_large)"
+    if points > LARGE_STUDY and not allow_large:
+        return (f"formats: {what}, more than the {LARGE_STUDY:,} a study runs without consent; add "
+                "`allow_large: true` to the study, or pass `lowbit run --allow-large`")  # fmt: skip
+    return None
+
+
+def _format_problems(formats: list[tuple[int, Any]]) -> list[str]:
+    """Every format point makes a valid spec."""
+    out = []
+    for i, spec in _expand(formats):
         try:
             spec.spec()
         except (ValueError, TypeError) as err:
-            where = f"formats[{i}]" + (f" ({spec.name})" if isinstance(study.formats[i], Sweep) else "")
-            problems.append(f"{where}: {err}")
-    problems += _allocation_problems(study)
-    if problems:
-        raise StudyError(source, problems)
-    return study
+            entry = dict(formats)[i]
+            out.append(f"formats[{i}]" + (f" ({clip(spec.name)})" if isinstance(entry, Sweep) else "") + f": {err}")
+    return out
+
+
+def _file_problems(workloads: list[tuple[int, Any]], base: Path) -> list[str]:
+    """Every workload file exists, is readable and has a valid header."""
+    out = []
+    for i, w in workloads:
+        if not isinstance(w, (NpyFile, SafetensorsFile)):
+            continue
+        path = resolve_input(w.path, base)
+        try:
+            check_npy(path) if isinstance(w, NpyFile) else check_safetensors(path, w.tensor)
+        except MissingTensorError as err:
+            out.append(f"workloads[{i}].tensor: {err}")
+        except ValueError as err:
+            out.append(f"workloads[{i}].path: {echo(w.path)}: {err}")
+    return out
 
 
 def _allocation_problems(study: Study) -> list[str]:
@@ -462,22 +532,16 @@ def _allocation_problems(study: Study) -> list[str]:
     for i, a in enumerate(study.allocations):
         for j, option in enumerate(a.options or []):
             if option not in names:
-                out.append(f"allocations[{i}].options[{j}]: not a format of this study ({', '.join(names)}), "
-                           f"got {option!r}")  # fmt: skip
+                out.append(f"allocations[{i}].options[{j}]: not a format of this study ({clip(', '.join(names))}), "
+                           f"got {echo(option)}")  # fmt: skip
         if labels.count(a.label) > 1 or a.label in names:
-            out.append(f"allocations[{i}]: its name {a.label!r} is taken; give each allocation its own name")
+            out.append(f"allocations[{i}]: its name {echo(a.label)} is taken; give each allocation its own name")
     return out
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study YAML file."""
+def load_study(path: str | Path, *, allow_large: bool = False) -> Study:
+    """Read and validate a study YAML file (see lowbit.study.yamlio for the bounds on the file, and
+    validate_study for the checks); workload paths are relative to the file's folder."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise StudyError(str(p), [f"cannot read the file ({err.strerror})"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise StudyError(str(p), [f"malformed YAML: {err}"]) from None
-    return validate_study(data, str(p))
+    data, duplicates = read_yaml(p)
+    return validate_study(data, str(p), base=p.resolve().parent, allow_large=allow_large, earlier=duplicates)

@@ -12,9 +12,10 @@ every one a study asks for, and the dashboard offers each one present in a table
   model:  (reference, embeddings), the float32 model's sentence embeddings and the quantized model's;
   gemm:   (err,), a lowbit.simulator.MatmulError; a study may name the accumulator and chunk, and the
           column is then `<name>_<accumulator>`.
-On other kinds of workload the metric's column is NaN. The registry is per process: a metric
-registered at run time reaches local worker processes or Dask workers only if they register it too
-(in a module they import).
+On other kinds of workload the metric's column is NaN. Each GEMM metric's row also gets the column
+`gemm_overflow_<accumulator>` (`overflow_column`): the share of outputs that overflowed to Inf or NaN.
+The registry is per process: a metric registered at run time reaches local worker processes or Dask
+workers only if they register it too (in a module they import).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from __future__ import annotations
 import contextlib
 import difflib
 import enum
+import hashlib
 import json
 import math
 import os
-import tempfile
+import re
+import secrets
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -131,8 +135,49 @@ _BUILTIN: tuple[Metric, ...] = (
 _METRICS: dict[str, Metric] = {m.name: m for m in _BUILTIN}
 
 
+# Every GEMM metric row also records, per accumulator, the share of outputs that overflowed: outputs whose
+# float64 reference a @ b is finite but whose emulated value is Inf or NaN (a fraction from 0 to 1).
+OVERFLOW_PREFIX = "gemm_overflow"
+OVERFLOW_LABEL = "GEMM outputs that overflowed to Inf or NaN (fraction)"
+
+
+def overflow_column(accumulator: str) -> str:
+    """The column of the overflow fraction of GEMM metrics computed with `accumulator`."""
+    return f"{OVERFLOW_PREFIX}_{accumulator}"
+
+
+def is_overflow_column(column: str) -> bool:
+    return column.startswith(OVERFLOW_PREFIX + "_")
+
+
+def overflow_columns(df: pd.DataFrame) -> list[str]:
+    """A table's overflow-fraction columns."""
+    return [c for c in df.columns if is_overflow_column(str(c))]
+
+
+def overflowed(df: pd.DataFrame) -> pd.Series:
+    """Per row: whether any of its GEMM outputs overflowed to Inf or NaN (False without GEMM metrics)."""
+    cols = overflow_columns(df)
+    if not cols:
+        return pd.Series(False, index=df.index)
+    return (df[cols].apply(pd.to_numeric, errors="coerce").fillna(0) > 0).any(axis=1)
+
+
+def overflow_note(row: Mapping[str, Any]) -> str:
+    """'fp16 accumulator: 100% of outputs Inf/NaN' for each accumulator that overflowed ('' if none)."""
+    parts = []
+    for column, value in row.items():
+        if is_overflow_column(str(column)) and isinstance(value, (int, float)) and value > 0:
+            accumulator = str(column).removeprefix(OVERFLOW_PREFIX + "_")
+            parts.append(f"{accumulator} accumulator: {100 * value:.3g}% of outputs Inf/NaN")
+    return "; ".join(parts)
+
+
 def register_metric(metric: Metric) -> Metric:
-    """Add a metric to the registry (ValueError when its name is taken by a metric or a cost column)."""
+    """Add a metric to the registry (ValueError when its name is taken by a metric or a cost column, or
+    starts with the overflow columns' prefix)."""
+    if metric.name.startswith(OVERFLOW_PREFIX):
+        raise ValueError(f"register_metric: names starting with {OVERFLOW_PREFIX!r} are the overflow columns'")
     if metric.name in _METRICS or cost_column(metric.name) is not None:
         raise ValueError(f"register_metric: the name {metric.name!r} is taken")
     _METRICS[metric.name] = metric
@@ -203,6 +248,8 @@ def metric_of(column: str) -> Metric | None:
     """The metric whose values a table column holds (GEMM columns may carry an accumulator suffix)."""
     if column in _METRICS:
         return _METRICS[column]
+    if is_overflow_column(column):
+        return None
     gemm = [m for m in _METRICS.values() if WorkloadKind.GEMM in m.kinds and column.startswith(m.name + "_")]
     return gemm[0] if gemm else None
 
@@ -232,6 +279,8 @@ def column_label(column: str) -> str:
     cost = cost_column(column)
     if cost is not None:
         return cost.label
+    if is_overflow_column(column):
+        return f"{OVERFLOW_LABEL}, {column.removeprefix(OVERFLOW_PREFIX + '_')} accumulator"
     metric = metric_of(column)
     if metric is None:
         return column
@@ -250,17 +299,64 @@ def log_axis(column: str) -> bool:
     return found is not None and found.log_axis
 
 
+# A temporary file's name says which process wrote it, so that a later run removes the ones whose writer
+# is gone (killed) and leaves those of a run still writing into the same folder.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.lowbit-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp$")
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _create_temporary(path: Path) -> str:
+    """A new empty file beside `path`, created with mode 0o666 less the umask (the mode the final file
+    keeps: os.replace moves the inode)."""
+    while True:
+        tmp = path.parent / f".{path.name}.lowbit-{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:  # 32 random bits taken: draw again
+            continue
+        return str(tmp)
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """write(temporary path), then rename it to `path`: a kill leaves the whole file or none."""
+    """write(temporary path), then rename it to `path`: a kill leaves the whole file or none. The file's
+    mode follows the umask (0o666 & ~umask), like any file the user creates."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _create_temporary(path)
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that killed writers left in `folder` (those of this machine whose
+    process is gone); a concurrent run's files stay. Returns the paths removed."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(".*.tmp"):
+        m = _TEMPORARY.match(tmp.name)
+        if m is None or m["host"] != _host_tag() or _alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):  # another run removed it first
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def write_table(table: pd.DataFrame, path: Path, study: str, study_hash: str) -> None:

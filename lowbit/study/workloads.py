@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models.safetensors import read_tensor
+from .datafiles import check_npy, check_safetensors, resolve_input
 from .schema import Distribution, Gemm, ModelWorkload, NpyFile, Outliers, SafetensorsFile, StudentT
 
 
@@ -49,11 +50,6 @@ def synthetic(w: Distribution | StudentT | Outliers) -> np.ndarray:
     return x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
 
 
-def _resolve(path: str, base: Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else base / p
-
-
 def read_safetensors(path: Path, tensor: str) -> np.ndarray:
     """One tensor of a .safetensors file (see lowbit.models.safetensors)."""
     return read_tensor(path, tensor)
@@ -69,11 +65,13 @@ def _as_matrix(x: np.ndarray, what: str) -> np.ndarray:
 
 def load(w, base: Path) -> np.ndarray | GemmPair:
     """The data of a workload (paths are relative to `base`, the study file's folder)."""
-    if isinstance(w, NpyFile):
-        p = _resolve(w.path, base)
+    if isinstance(w, NpyFile):  # the header checked again: the file may have changed since the study loaded
+        p = resolve_input(w.path, base)
+        check_npy(p)
         return _as_matrix(np.load(p, allow_pickle=False), f"npy {p.name}")
     if isinstance(w, SafetensorsFile):
-        p = _resolve(w.path, base)
+        p = resolve_input(w.path, base)
+        check_safetensors(p, w.tensor)
         return _as_matrix(read_safetensors(p, w.tensor), f"safetensors {p.name}:{w.tensor}")
     if isinstance(w, ModelWorkload):
         raise ValueError("model workloads have no tensor data; the runner evaluates them as models")
@@ -104,7 +102,7 @@ def fingerprint(w, base: Path) -> str:
     """Content identity of a workload: its fields, plus the file's bytes for file workloads."""
     text = w.model_dump_json()
     if isinstance(w, (NpyFile, SafetensorsFile)):
-        p = _resolve(w.path, base)
+        p = resolve_input(w.path, base)
         try:
             text += hashlib.sha256(p.read_bytes()).hexdigest()
         except OSError:

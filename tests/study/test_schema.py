@@ -1,10 +1,16 @@
 """The study schema: one test per class of error, each naming the path; a valid study expands."""
 
 import copy
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from lowbit.study import StudyError, load_study, validate_study
+from lowbit.study import StudyError, load_study, validate_study, yamlio
+from lowbit.study.datafiles import MAX_SAFETENSORS_HEADER
+from lowbit.study.errors import ECHO_CHARS
+from lowbit.study.paths import NAME_CHARS
+from lowbit.study.schema import LARGE_STUDY, MAX_POINTS
 
 BASE = {
     "schema_version": 1,
@@ -154,3 +160,40 @@ def test_file_errors(tmp_path):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(StudyError, match=r"\(top level\): a study is a mapping"):
         load_study(bad)
+
+
+def test_table_path_is_inside_the_output_folder(tmp_path):
+    study = validate_study(copy.deepcopy(BASE))
+    assert study.table_path() == Path("results") / "t.parquet"  # output.dir, relative to the current folder
+    assert study.table_path(tmp_path) == tmp_path / "t.parquet"  # lowbit run -o
+    named = validate_study({**copy.deepcopy(BASE), "output": {"dir": "out/sub", "file": "table.parquet"}})
+    assert named.table_path() == Path("out/sub/table.parquet")
+
+
+def test_sweep_size_counts_without_expanding():
+    study = validate_study(copy.deepcopy(BASE))
+    assert study.formats[2].size == 4  # 2 formats x 2 blocks
+    assert len(study.format_specs()) == 1 + 1 + 4
+
+
+def test_workload_files_are_checked_only_with_a_base(tmp_path):
+    d = {**copy.deepcopy(BASE), "workloads": [{"kind": "npy", "path": "x.npy"}]}
+    assert validate_study(d).workloads[0].path == "x.npy"  # no base: a Study built in code, files unread
+    with pytest.raises(StudyError, match=r"workloads\[0\]\.path: 'x\.npy': cannot read the file at"):
+        validate_study(d, base=tmp_path)
+    np.save(tmp_path / "x.npy", np.ones((2, 32), np.float32))
+    assert validate_study(d, base=tmp_path).workloads[0].kind == "npy"
+
+
+def test_readme_states_the_limits():
+    """The limits in README "Bad input" are the ones the code enforces."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = " ".join(readme[readme.index("## Bad input") : readme.index("## How it is built")].split())
+    assert (yamlio.MAX_BYTES, yamlio.MAX_DEPTH) == (2**20, 100)
+    assert (yamlio.MAX_NODES, yamlio.MAX_SCALAR_CHARS) == (200_000, 8 * 2**20)
+    assert (LARGE_STUDY, MAX_POINTS, NAME_CHARS, ECHO_CHARS) == (10_000, 1_000_000, 100, 80)
+    assert MAX_SAFETENSORS_HEADER == 16 * 2**20
+    for stated in ("at most 1 MiB", "deeper than 100 levels", "more than 200,000 YAML nodes", "8 MiB of scalar text",
+                   "More than 10,000 need consent", "more than 1,000,000", "at most 100 characters",
+                   "at most 80 characters", "at most 16 MiB"):  # fmt: skip
+        assert stated in section, stated

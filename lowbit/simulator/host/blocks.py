@@ -1,14 +1,17 @@
 """Block-scaled and codebook formats: layout, scales, elements, and their inverse.
 
 Pipeline of `quantize_scaled` (every arithmetic step in float32, as the reference recipes):
-  1. move the block axis last, zero-pad it to a multiple of the block, view as (blocks, block);
+  1. move the block axis last, zero-pad it to a multiple of the block, view as (blocks, block)
+     (a block longer than the axis holds the whole axis: no padding to the block's length);
   2. per-block statistics (amax, and min/max or mean|x| where the rule needs them);
   3. the scale rule (`scales.py`) gives the scale(s) of each block;
   4. elements v = x * (1 / scale) (or x / scale where the format says so);
   5. v is rounded to the element format by the element kernels (any rounding mode) or to the
      nearest codebook value (ties to the lower code);
   6. value = element * scale (NVFP4: (element * dec_b) * (1 / S_enc)).
-A block holding NaN or Inf gets a NaN scale and decodes to NaN throughout.
+A block holding NaN or Inf gets a NaN scale and decodes to NaN throughout. A finite block's value
+that step 6 carries past float32's range saturates to +-FLT_MAX (`saturate`), so finite input
+never gives Inf or NaN.
 """
 
 from __future__ import annotations
@@ -95,7 +98,11 @@ def layout(shape: tuple[int, ...], fmt: ScaledFormat, axis: int | None) -> Layou
         ax %= ndim
     length = int(np.prod(shape)) if per_tensor else shape[ax]
     block = fmt.block if fmt.block else max(length, 1)
-    return Layout(tuple(shape), ax if not per_tensor else 0, block, per_tensor)
+    if isinstance(fmt, ScaledFormat):
+        # A block longer than the axis holds the whole axis, its scale computed on the elements
+        # present: the rows are the axis's length, never the block's (a block of 10^8 on 4 values).
+        block = min(block, max(length, 1))
+    return Layout(tuple(shape), int(ax) if not per_tensor else 0, int(block), per_tensor)
 
 
 @dataclass(frozen=True)
@@ -282,10 +289,43 @@ def quantize_rows(
         if fused is None:
             fused = fused_absmax(rows, fmt, rnd, out)
         if fused is not None:
-            return fused
+            return _saturated(fused, fmt)
     # Blocks holding NaN or Inf overflow on the way and are set to NaN at the end, on purpose.
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        return _quantize_rows(rows, fmt, rnd, want_codes)
+        return _saturated(_quantize_rows(rows, fmt, rnd, want_codes), fmt)
+
+
+FLT_MAX = np.finfo(np.float32).max
+
+
+def largest_element(fmt: ScaledFormat) -> F32:
+    """The largest |element| a block's value is computed from (an integer's fixed-point step
+    applied; an asymmetric integer's |code - zero point| is at most its largest code)."""
+    e = fmt.element
+    table = np.asarray(e.table if isinstance(e, (CodebookFormat, GridFormat)) else e.values, np.float64)
+    return F32(np.max(np.abs(table[np.isfinite(table)])) * fmt.element_step)
+
+
+def saturate(values: np.ndarray, scales: np.ndarray, post, fmt: ScaledFormat) -> np.ndarray:
+    """values (blocks, block) with every element times scale (times the NVFP4 tensor scale `post`)
+    that passed float32's range set to +-FLT_MAX, in place: a finite block never gives Inf (nor
+    NaN). One bound over all scales first, so the common case costs a pass over the scales only."""
+    if scales.size == 0:
+        return values
+    big = F32(largest_element(fmt))
+    p = F32(1) if post is None else F32(post)
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = np.fmax.reduce(np.abs(scales), axis=None)  # NaN scales (NaN blocks) ignored
+        if np.isnan(top) or np.isfinite(F32(F32(big * F32(top)) * p)):
+            return values
+        risky = ~np.isfinite(F32(big * np.abs(scales).max(axis=1).astype(F32)) * p)
+    values[risky] = np.clip(values[risky], -FLT_MAX, FLT_MAX)
+    return values
+
+
+def _saturated(b: Blocks, fmt: ScaledFormat) -> Blocks:
+    saturate(b.values, b.scales, b.tensor_scale if fmt.tensor_scale is TensorScale.NVFP4 else None, fmt)
+    return b
 
 
 def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, want_codes: bool) -> Blocks:
@@ -333,7 +373,7 @@ def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, wa
             state = (dq_codes, a2, offset)
         vals, codes = round_elements(_scaled(rows, s[:, None], fmt), fmt, rnd, want_codes)
         blocks = Blocks(vals * s[:, None], codes, s[:, None], None, state)
-    return _poison(blocks, bad)
+    return _poison(blocks, bad, fmt)
 
 
 def _twn(rows: np.ndarray, fmt: ScaledFormat, want_codes: bool) -> Blocks:
@@ -346,7 +386,8 @@ def _twn(rows: np.ndarray, fmt: ScaledFormat, want_codes: bool) -> Blocks:
     count = np.sum(above, axis=1)
     alpha = np.where(count > 0, np.sum(np.where(above, a, 0), axis=1, dtype=np.float64) / np.maximum(count, 1), 0)
     alpha = rules.round_to_scale_format(alpha.astype(np.float32), fmt)
-    k = (np.sign(rows) * above).astype(np.int64)  # -1, 0, 1
+    # -1, 0, 1; a NaN is never above delta (its block is NaN at the end, see _poison)
+    k = np.where(above, np.sign(rows), F32(0)).astype(np.int64)
     codes = (k + 1).astype(fmt.element.code_dtype)
     values = fmt.element.table[k + 1] * alpha[:, None]
     return Blocks(values, codes if want_codes else None, alpha[:, None], None)
@@ -408,7 +449,10 @@ def _finish(v, dec, fmt, rnd, want_codes, step) -> Blocks:
     return Blocks((vals * step) * dec[:, None], codes, dec[:, None], None)
 
 
-def _poison(b: Blocks, bad: np.ndarray) -> Blocks:
+def _poison(b: Blocks, bad: np.ndarray, fmt: ScaledFormat) -> Blocks:
+    """Blocks holding NaN or Inf become NaN: NaN values and scales, element code 0. Double-quantized
+    scales have no NaN code, so there the codes are the element's zero (encode refuses such blocks
+    unless nan='zero', which this encodes: the block decodes to zeros)."""
     if not bad.any():
         return b
     values = b.values.copy()
@@ -417,8 +461,15 @@ def _poison(b: Blocks, bad: np.ndarray) -> Blocks:
     scales[bad] = np.nan
     codes = None if b.codes is None else b.codes.copy()
     if codes is not None:
-        codes[bad] = 0
+        codes[bad] = zero_code(fmt) if isinstance(fmt.scale, DoubleQuant) else 0
     return Blocks(values, codes, scales, b.tensor_scale, b.scale_state)
+
+
+def zero_code(fmt: ScaledFormat) -> int:
+    """The element code nearest 0 (0 itself in every catalog element)."""
+    e = fmt.element
+    table = np.asarray(e.table if isinstance(e, (CodebookFormat, GridFormat)) else e.values, np.float64)
+    return int(np.argmin(np.where(np.isnan(table), np.inf, np.abs(table))))
 
 
 def dequantize_rows(codes: np.ndarray, scales: np.ndarray, tensor_scale, fmt: ScaledFormat) -> np.ndarray:
@@ -439,4 +490,4 @@ def dequantize_rows(codes: np.ndarray, scales: np.ndarray, tensor_scale, fmt: Sc
             out = vals * scales[:, :1]
     out = out.astype(np.float32)
     out[np.isnan(scales).any(axis=1)] = np.nan
-    return out
+    return saturate(out, scales, tensor_scale if fmt.tensor_scale is TensorScale.NVFP4 else None, fmt)

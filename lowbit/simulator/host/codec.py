@@ -6,7 +6,7 @@ element formats round through `elements`, block-scaled and codebook formats thro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,46 +25,9 @@ from ..kernels.params import NanPolicy
 from ..kernels.rounding import Rounding
 from .blocks import ElementRounding, dequantize_rows, layout, quantize_rows, round_elements
 from .elements import check_codes, decode_values, encode_values, quantize_device, quantize_flat
+from .encoded import Encoded, check_encoded
 from .inputs import check_axis, check_seed, float32_host, host_float_array, host_target, is_device_array, resolve_target
-from .packing import BitOrder, pack_codes
 from .scales import dq_values, scale_codes, scale_values
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """Codes of an encoded array.
-
-    codes:        element codes (uint8 for formats of up to 8 bits, else uint16), shape `shape`.
-    format:       the format spec.
-    scales:       codes of the block scales (None for element and codebook formats): shape of x
-                  with the block axis moved last and counted in blocks, plus a last axis of 2 for
-                  asymmetric formats ([scale, zero point] or [positive, negative scale]). An
-                  exact-float32 scale's code is its IEEE bit pattern (uint32).
-    tensor_scale: the per-tensor scale in the decode direction (NVFP4: 1 / S_enc), else None.
-    meta:         {"axis": the block axis used}; double-quantized scales add "dq_absmax" (fp32
-                  per group of scales) and "dq_offset" (the fp32 mean).
-    """
-
-    codes: np.ndarray
-    format: ElementFormat
-    shape: tuple[int, ...]
-    scales: np.ndarray | None = None
-    tensor_scale: float | None = None
-    meta: dict = field(default_factory=dict, compare=False)
-
-    def packed(self, order: BitOrder | str | None = None) -> bytes:
-        """The element codes as a byte string, `format.bits` bits each, in C order.
-
-        order: LSB_FIRST puts the first element in the lowest bits of the first byte (4-bit
-        codes: the low nibble, as OCP MX and NVFP4 do); MSB_FIRST puts it in the highest bits
-        (bitsandbytes' NF4 layout). None (default) uses the format's own layout: MSB_FIRST for
-        codebook elements (bitsandbytes), LSB_FIRST otherwise. 16-bit codes are little-endian.
-        Scales are not included: they are `scales`, one code per block.
-        """
-        if order is None:
-            element = self.format.element if isinstance(self.format, ScaledFormat) else self.format
-            order = BitOrder.MSB_FIRST if isinstance(element, CodebookFormat) else BitOrder.LSB_FIRST
-        return pack_codes(self.codes, self.format.bits, order).tobytes()
 
 
 @dataclass(frozen=True)
@@ -166,7 +129,8 @@ def encode(
 
     nan: for a format without a NaN code, NaN input raises ValueError ('raise', default) or is
          encoded as code 0 ('zero'). Formats with NaN encode it as their quiet NaN with the
-         input's sign.
+         input's sign. Block formats encode a block holding NaN or Inf with a NaN scale; a
+         double-quantized one (nf4_dq) has none, so 'zero' encodes that block as zeros.
     """
     prep = _prepare(x, fmt, axis, rounding, seed, target)
     policy = parse_enum(NanPolicy, nan, "nan")
@@ -190,13 +154,18 @@ def decode(enc: Encoded | np.ndarray, fmt=None, *, dtype=np.float32, target=None
 
     dtype: float32 (default; exact for every catalog format) or float64 (needed only for a
     custom format whose range reaches past float32's).
+    An Encoded is checked against its format first (`check_encoded`): a field that does not fit
+    (codes out of range, a wrong scale shape, a missing tensor scale or block axis) raises
+    ValueError, or TypeError for a wrong type, naming the field.
     """
+    out_dtype = _out_dtype(dtype)
     if isinstance(enc, Encoded):
         if fmt is not None:
             raise TypeError("decode: pass fmt only with raw codes; an Encoded carries its format")
+        check_encoded(enc)
         if isinstance(enc.format, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
-            return _decode_blocked(enc).astype(np.dtype(dtype))
-        codes, spec = enc.codes, enc.format
+            return _decode_blocked(enc).astype(out_dtype)
+        codes, spec = np.asarray(enc.codes), enc.format
     else:
         if fmt is None:
             raise TypeError("decode: raw codes need fmt, e.g. decode(codes, 'float8_e4m3fn')")
@@ -206,8 +175,18 @@ def decode(enc: Encoded | np.ndarray, fmt=None, *, dtype=np.float32, target=None
                 "decode: a block-scaled or vector format needs its layout; pass the Encoded that encode returned"
             )
         if isinstance(spec, (CodebookFormat, GridFormat)):
-            return _codebook_values(codes, spec).astype(np.dtype(dtype))
-    return decode_values(codes, spec, dtype, host_target(target))
+            return _codebook_values(codes, spec).astype(out_dtype)
+    return decode_values(codes, spec, out_dtype, host_target(target))
+
+
+def _out_dtype(dtype) -> np.dtype:
+    try:
+        out = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype: float32 or float64, got {dtype!r} ({err})") from None
+    if out not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {out}")
+    return out
 
 
 def bits_per_element(fmt, block_elems: int | None = None) -> float:
@@ -269,6 +248,11 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
             raise ValueError(f"x contains NaN and codebook {spec.name or 'format'!r} has no NaN code; pass nan='zero'")
         codes = round_elements(np.nan_to_num(arr, nan=0.0), spec, _rounder(prep), True)[1]
         return Encoded(codes=codes.reshape(arr.shape), format=spec, shape=tuple(arr.shape))
+    if not spec.has_nan and policy is NanPolicy.RAISE and not np.isfinite(arr).all():
+        raise ValueError(
+            f"x contains NaN or Inf, which make their block NaN, and format {spec.name or 'format'!r} has "
+            "no NaN scale (double-quantized scales are all numbers); pass nan='zero' to encode such blocks as zeros"
+        )
     lay = layout(arr.shape, spec, axis)
     b = quantize_rows(lay.to_rows(arr), spec, _rounder(prep), True)
     meta = {"axis": lay.axis}
@@ -292,14 +276,15 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
 def _decode_blocked(enc: Encoded) -> np.ndarray:
     spec = enc.format
     if isinstance(spec, VectorCodebookFormat):
-        lay = layout(enc.shape, spec, enc.meta.get("axis"))
+        lay = layout(tuple(enc.shape), spec, enc.meta["axis"])
         return lay.from_rows(spec.table[np.asarray(enc.codes).reshape(-1).astype(np.int64)])
     if isinstance(spec, (CodebookFormat, GridFormat)):
-        return _codebook_values(enc.codes, spec)
-    lay = layout(enc.shape, spec, enc.meta.get("axis"))
+        return _codebook_values(np.asarray(enc.codes), spec)
+    lay = layout(tuple(enc.shape), spec, enc.meta["axis"])
     if isinstance(spec.scale, DoubleQuant):
         codes = np.asarray(enc.scales).reshape(-1)
-        scales = dq_values(codes, enc.meta["dq_absmax"], enc.meta["dq_offset"], spec.scale).reshape(-1, 1)
+        absmax = np.asarray(enc.meta["dq_absmax"], np.float32)
+        scales = dq_values(codes, absmax, np.float32(enc.meta["dq_offset"]), spec.scale).reshape(-1, 1)
     else:
         scales = scale_values(np.asarray(enc.scales), spec).reshape(-1, spec.scales_per_block)
     rows = dequantize_rows(lay.to_rows(np.asarray(enc.codes)), scales, enc.tensor_scale, spec)

@@ -17,6 +17,7 @@ from .elements import decode_values, encode_values, round_values, saturating
 
 F32 = np.float32
 _E8M0_MIN, _E8M0_MAX = -127, 127
+_FLT_MAX = np.finfo(np.float32).max
 
 
 def _exponent_field(a: np.ndarray) -> np.ndarray:
@@ -101,7 +102,13 @@ def zero_point_scale(lo: np.ndarray, hi: np.ndarray, fmt: ScaledFormat) -> tuple
     """Asymmetric integer scale and zero point: s = (hi - lo) / qmax over [min(x, 0), max(x, 0)],
     zp = round(-lo / s) clipped to the code range (float32, round half even)."""
     qmax = F32(fmt.element.max)
-    s = round_to_scale_format((hi - lo) / qmax, fmt)
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = hi - lo
+        # hi - lo past float32's range: hi / qmax - lo / qmax is the same ratio, rounded otherwise, and
+        # saturated at FLT_MAX (a 1-bit code); a finite block never gets an infinite scale
+        wide = np.minimum(hi / qmax - lo / qmax, _FLT_MAX)
+        ratio = np.where(np.isinf(span) & np.isfinite(hi) & np.isfinite(lo), wide, span / qmax)
+    s = round_to_scale_format(ratio.astype(np.float32), fmt)
     with np.errstate(divide="ignore", invalid="ignore"):
         zp = np.where(s == 0, F32(0), np.clip(np.rint(-lo / s), F32(0), qmax)).astype(np.float32)
     return s, zp
@@ -116,8 +123,9 @@ def double_quantize(s: np.ndarray, dq: DoubleQuant) -> tuple[np.ndarray, np.ndar
     """
     offset = F32(np.mean(s, dtype=np.float64)) if s.size else F32(0)
     d = (s - offset).astype(np.float32)
-    pad = (-d.size) % dq.block
-    rows = np.concatenate([d, np.zeros(pad, np.float32)]).reshape(-1, dq.block)
+    group = dq_group(dq, d.size)
+    pad = (-d.size) % group
+    rows = np.concatenate([d, np.zeros(pad, np.float32)]).reshape(-1, group)
     a2 = np.max(np.abs(rows), axis=1)
     v = rows * reciprocal(a2)[:, None]
     codes = np.minimum(np.searchsorted(dq.code.midpoints, v, side="left"), dq.code.n_codes - 1)
@@ -125,9 +133,15 @@ def double_quantize(s: np.ndarray, dq: DoubleQuant) -> tuple[np.ndarray, np.ndar
     return values, codes.reshape(-1)[: d.size].astype(np.uint8), a2.astype(np.float32), offset
 
 
+def dq_group(dq: DoubleQuant, scales: int) -> int:
+    """Scales per double-quantization group: dq.block, or all of them when there are fewer (a
+    group longer than the scales holds them all; zero padding would not change its absmax)."""
+    return max(1, min(dq.block, scales))
+
+
 def dq_values(codes: np.ndarray, a2: np.ndarray, offset: F32, dq: DoubleQuant) -> np.ndarray:
     """Scale values of double-quantized codes: map[code] * absmax(group) + offset, in float32."""
-    group = np.repeat(a2, dq.block)[: codes.size]
+    group = np.repeat(a2, dq_group(dq, codes.size))[: codes.size]
     return ((dq.code.table[codes.astype(np.int64)] * group) + F32(offset)).astype(np.float32)
 
 

@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from ..kernels.dispatch import Out, run
-from .inputs import host_float_array, host_target
+from ..kernels.rounding import Rounding
+from .inputs import check_seed, host_float_array, host_target
 
 
 def _check_size(size: int, length: int) -> int:
@@ -37,6 +38,7 @@ def hadamard(x, size: int | None = None, *, axis: int = -1, seed: int | None = N
         raise ValueError("x must have at least one dimension")
     moved = np.moveaxis(arr, axis, -1)
     h = _check_size(moved.shape[-1] if size is None else size, moved.shape[-1])
+    seed = None if seed is None else check_seed(seed, Rounding.RNE)  # NumPy integers too
     buf = np.ascontiguousarray(moved).reshape(-1, h)
     signs = None if seed is None else random_signs(h, seed)
     if signs is not None and not inverse:
