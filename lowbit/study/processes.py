@@ -40,17 +40,24 @@ def _start_worker(parent: int, stop: Connection) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while workers are spawned: an ignored signal stays ignored across exec, so a Ctrl-C
-    that comes while a worker still imports lowbit does not end it with a traceback."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+def _sigint_deferred() -> Iterator[None]:
+    """A Ctrl-C while workers are spawned is held until they are, then raised. SIGINT is blocked in
+    this thread, so the workers it spawns inherit it blocked across exec (a Ctrl-C cannot end one with
+    a traceback while it imports lowbit), and a handler notes a SIGINT that another thread receives, so
+    that no spawn is cut in half. A held Ctrl-C is raised as KeyboardInterrupt when the spawning ends."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    held: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGINT reaches the handler now
+        signal.signal(signal.SIGINT, handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 def map_local(
@@ -65,7 +72,7 @@ def map_local(
     before = set(multiprocessing.active_children())
     spawned: set = set()
     try:
-        with _sigint_ignored():
+        with _sigint_deferred():
             futures = {pool.submit(fn, p): p for p in todo}  # the pool spawns its workers here
         spawned = set(multiprocessing.active_children()) - before
         for future in as_completed(futures):
@@ -75,6 +82,7 @@ def map_local(
                 yield lost(futures[future], err)
     except BaseException:  # Ctrl-C, or the caller stopped early: end the workers now, not after their points
         stop.close()
+        spawned = spawned or set(multiprocessing.active_children()) - before  # Ctrl-C while spawning
         for process in spawned:  # also those still starting, before their watch thread runs
             process.terminate()
         raise

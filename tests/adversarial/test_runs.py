@@ -441,11 +441,11 @@ def _start_slow_run(tmp_path: Path, workers: str) -> tuple[subprocess.Popen, Pat
     return proc, out
 
 
-def _wait_for(condition, seconds: float = 120) -> None:
+def _wait_for(condition, seconds: float = 120, poll: float = 0.01) -> None:
     deadline = time.time() + seconds
     while not condition():
         assert time.time() < deadline, "timed out"
-        time.sleep(0.01)
+        time.sleep(poll)
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
@@ -470,12 +470,16 @@ def test_workers_end_when_the_parent_is_killed_with_sigkill(tmp_path):
 
 
 @needs_proc
-@pytest.mark.parametrize(("workers", "moment"), [("2", "computing"), ("2", "starting"), ("1", "computing")])
+@pytest.mark.parametrize(
+    ("workers", "moment"), [("2", "computing"), ("2", "starting"), ("2", "spawning"), ("1", "computing")]
+)
 def test_ctrl_c_stops_the_run_with_one_line(tmp_path, workers, moment):
     proc, out = _start_slow_run(tmp_path, workers)
     try:
         if moment == "starting":  # workers spawned, no point finished yet
             _wait_for(lambda: len(_children(proc.pid)) >= 3)
+        elif moment == "spawning":  # the first child has just appeared: a Ctrl-C mid-spawn is held, not lost
+            _wait_for(lambda: len(_children(proc.pid)) >= 1, poll=0.002)
         else:
             _wait_for(lambda: len(list((out / CACHE).glob("*.json"))) >= 1)
         children = _children(proc.pid)
