@@ -315,7 +315,8 @@ def saturate(values: np.ndarray, scales: np.ndarray, post, fmt: ScaledFormat) ->
     big = F32(largest_element(fmt))
     p = F32(1) if post is None else F32(post)
     with np.errstate(over="ignore", invalid="ignore"):
-        top = np.fmax.reduce(np.abs(scales), axis=None)  # NaN scales (NaN blocks) ignored
+        # NaN scales (NaN blocks) ignored; two reductions, no |scales| temporary (this runs on every call)
+        top = max(np.fmax.reduce(scales, axis=None), -np.fmin.reduce(scales, axis=None))
         if np.isnan(top) or np.isfinite(F32(F32(big * F32(top)) * p)):
             return values
         risky = ~np.isfinite(F32(big * np.abs(scales).max(axis=1).astype(F32)) * p)
