@@ -65,6 +65,11 @@ class CodebookFormat(ElementStorage):
     def has_nan(self) -> bool:
         return False
 
+    @property
+    def code_values(self) -> np.ndarray:
+        """The value each code decodes to (the float32 table), as float64."""
+        return self.table.astype(np.float64)
+
     @cached_property
     def table(self) -> np.ndarray:
         """The values as float32, the precision the kernels compute in."""
@@ -162,6 +167,11 @@ class VectorCodebookFormat(ElementStorage):
     @property
     def max(self) -> float:
         return float(np.max(np.abs(self.points)))
+
+    @property
+    def code_values(self) -> np.ndarray:
+        """The point each code decodes to, shape (n_codes, dim), as float64."""
+        return self.table.astype(np.float64)
 
     @cached_property
     def table(self) -> np.ndarray:

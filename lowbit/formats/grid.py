@@ -56,6 +56,11 @@ class GridFormat(ElementStorage):
     def bits(self) -> int:
         return max(1, (self.n_codes - 1).bit_length())
 
+    @property
+    def code_values(self) -> np.ndarray:
+        """The value each code decodes to (the float32 table), as float64."""
+        return self.table.astype(np.float64)
+
     @cached_property
     def table(self) -> np.ndarray:
         """Value of each code (k - kmin), float32 as the rounding computes it."""

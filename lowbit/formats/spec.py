@@ -110,6 +110,11 @@ class ElementStorage:
         """Bits per element of an array of `shape` (the same for every shape: no scale)."""
         return self.bits_per_element()
 
+    @property
+    def code_values(self) -> np.ndarray:
+        """The value each code decodes to, in code order, as float64 (NaN codes NaN)."""
+        return np.asarray(self.values, np.float64)
+
 
 @dataclass(frozen=True)
 class IntFormat(ElementStorage):

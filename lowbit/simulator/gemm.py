@@ -102,12 +102,6 @@ def _nonfinite_blocks(x: np.ndarray, block: int) -> np.ndarray:
     return bad.reshape(rows, -1, block).any(axis=2)
 
 
-def _element_table(e) -> np.ndarray:
-    if isinstance(e, (CodebookFormat, GridFormat)):
-        return np.asarray(e.table, np.float64)
-    return np.asarray(e.values, np.float64)
-
-
 def _scale_bits(fmt: ScaledFormat) -> int:
     s = fmt.scale
     if s is None or isinstance(s, DoubleQuant):
@@ -121,7 +115,7 @@ def factors(x: np.ndarray, fmt) -> Factors:
     rows, k = x.shape
     if isinstance(spec, (FloatFormat, IntFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
         vals = np.asarray(quantize(x, spec, axis=1), np.float64)
-        table = vals if isinstance(spec, VectorCodebookFormat) else _element_table(spec)
+        table = vals if isinstance(spec, VectorCodebookFormat) else spec.code_values
         return Factors(vals, np.ones((rows, 1)), max(k, 1), 1.0, isinstance(spec, IntFormat), _span(table), 1, False)
     if not isinstance(spec, ScaledFormat):
         raise TypeError(f"format {fmt!r}: matmul takes element, codebook and block-scaled formats")
@@ -131,7 +125,7 @@ def factors(x: np.ndarray, fmt) -> Factors:
             "per block; matmul emulates one scale per block"
         )
     enc = encode(x, spec, axis=1, nan="zero")
-    table = _element_table(spec.element)
+    table = spec.element.code_values
     elems = table[np.asarray(enc.codes).astype(np.int64)]
     if spec.element_step != 1.0:
         elems = elems * spec.element_step  # OCP MXINT8's fixed-point step

@@ -112,3 +112,15 @@ def test_catalog_is_complete_and_grouped():
     assert set(catalog.families) == {"int", "float", "codebook", "scaled"}
     for alias in ["fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp6_e3m2", "fp4", "e8m0"]:
         assert lowbit.get_format(alias).name in expected
+
+
+def test_code_values_are_what_each_code_decodes_to():
+    codes = np.arange(256, dtype=np.uint8)
+    want = codes.view(ml_dtypes.float8_e4m3fn).astype(np.float64)  # ml_dtypes decodes every code
+    got = lowbit.get_format("float8_e4m3fn").code_values
+    assert np.array_equal(got, want, equal_nan=True)
+    # two's complement, by hand: codes 0..7 are 0..7, codes 8..15 are -8..-1
+    assert lowbit.get_format("int4").code_values.tolist() == [*range(8), *range(-8, 0)]
+    nf4 = lowbit.get_format("nf4").element
+    assert nf4.code_values.dtype == np.float64 and nf4.code_values[7] == 0.0 and nf4.code_values[15] == 1.0
+    assert lowbit.get_format("higgs_p2_n16").code_values.shape == (16, 2)

@@ -301,8 +301,7 @@ FLT_MAX = np.finfo(np.float32).max
 def largest_element(fmt: ScaledFormat) -> F32:
     """The largest |element| a block's value is computed from (an integer's fixed-point step
     applied; an asymmetric integer's |code - zero point| is at most its largest code)."""
-    e = fmt.element
-    table = np.asarray(e.table if isinstance(e, (CodebookFormat, GridFormat)) else e.values, np.float64)
+    table = fmt.element.code_values
     return F32(np.max(np.abs(table[np.isfinite(table)])) * fmt.element_step)
 
 
@@ -468,16 +467,14 @@ def _poison(b: Blocks, bad: np.ndarray, fmt: ScaledFormat) -> Blocks:
 
 def zero_code(fmt: ScaledFormat) -> int:
     """The element code nearest 0 (0 itself in every catalog element)."""
-    e = fmt.element
-    table = np.asarray(e.table if isinstance(e, (CodebookFormat, GridFormat)) else e.values, np.float64)
+    table = fmt.element.code_values
     return int(np.argmin(np.where(np.isnan(table), np.inf, np.abs(table))))
 
 
 def dequantize_rows(codes: np.ndarray, scales: np.ndarray, tensor_scale, fmt: ScaledFormat) -> np.ndarray:
     """Values of element codes and scale values: the exact inverse of `quantize_rows`."""
     e = fmt.element
-    table = e.table if isinstance(e, (CodebookFormat, GridFormat)) else np.asarray(e.values, dtype=np.float32)
-    vals = table[codes.astype(np.int64)]
+    vals = e.code_values.astype(np.float32)[codes.astype(np.int64)]
     with np.errstate(invalid="ignore", over="ignore"):
         if fmt.tensor_scale is TensorScale.NVFP4:
             out = (vals * scales[:, :1]) * F32(tensor_scale)
