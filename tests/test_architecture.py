@@ -39,10 +39,11 @@ ROOMS = {
     "lowbit.simulator": Room(2, "simulator", 3),
     "lowbit.costmodel": Room(2, "costmodel"),
     "lowbit.models": Room(3, "models"),
-    "lowbit.study": Room(4, "study"),
-    "lowbit.dashboard": Room(5, "dashboard"),
-    "lowbit.cli": Room(6, "cli"),
-    "lowbit": Room(7, "lowbit"),
+    "lowbit.torch": Room(4, "torch"),
+    "lowbit.study": Room(5, "study"),
+    "lowbit.dashboard": Room(6, "dashboard"),
+    "lowbit.cli": Room(7, "cli"),
+    "lowbit": Room(8, "lowbit"),
 }
 
 
@@ -96,11 +97,19 @@ def room_of(module: str) -> Room:
     return ROOMS[prefix]
 
 
+def at_call_time(imp: Import, package: str) -> bool:
+    """An import inside a function of `<package>.lazy`: resolved when a caller calls it, not when lazy is
+    imported, so it adds no import-time edge. lazy (floor 0) may hand out a module of a higher floor
+    (lazy.torch_adapter gives lowbit.study lowbit.torch); the floors that count are its callers'."""
+    return imp.in_function and imp.source == f"{package}.lazy"
+
+
 def upward(imports: list[Import], package: str) -> list[Import]:
-    """Imports of one's own package that do not point to the same room or down."""
+    """Imports of one's own package that do not point to the same room or down (lazy's deferred
+    imports excepted: `at_call_time`)."""
     bad = []
     for imp in imports:
-        if not (imp.target == package or imp.target.startswith(package + ".")):
+        if not (imp.target == package or imp.target.startswith(package + ".")) or at_call_time(imp, package):
             continue
         src, dst = room_of(imp.source), room_of(imp.target)
         same = src == dst and (src.package != "simulator" or src.sub == dst.sub)
@@ -110,11 +119,12 @@ def upward(imports: list[Import], package: str) -> list[Import]:
     return bad
 
 
-def cycles(names: dict[str, Path], imports: list[Import]) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan)."""
+def cycles(names: dict[str, Path], imports: list[Import], package: str = "lowbit") -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), over import-time edges
+    (lazy's deferred imports, `at_call_time`, run after every module has loaded)."""
     graph: dict[str, set[str]] = {m: set() for m in names}
     for imp in imports:
-        if imp.target in names and imp.target != imp.source:
+        if imp.target in names and imp.target != imp.source and not at_call_time(imp, package):
             graph[imp.source].add(imp.target)
     index, low, stack, on, out = {}, {}, [], set(), []
 
@@ -189,7 +199,7 @@ def test_every_module_has_a_room(house):
 def test_the_checks_catch_each_fault(tmp_path):
     """The checks fail on a small package that breaks each rule once."""
     pkg = tmp_path / "lowbit"
-    for folder in ("formats", "simulator/host", "simulator/kernels", "study"):
+    for folder in ("formats", "simulator/host", "simulator/kernels", "study", "torch"):
         (pkg / folder).mkdir(parents=True)
         (pkg / folder / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")
@@ -197,6 +207,9 @@ def test_the_checks_catch_each_fault(tmp_path):
     (pkg / "study/runner.py").write_text("from ..formats import spec\n\ndef f():\n    import dask\n")
     (pkg / "simulator/kernels/cpu.py").write_text("from ..host import codec\n")  # up inside the simulator
     (pkg / "simulator/host/codec.py").write_text("from ..kernels import cpu\n")
+    # lazy's deferred import of a higher floor that imports lazy back: neither upward nor a cycle
+    (pkg / "lazy.py").write_text("def torch_adapter():\n    from . import torch\n")
+    (pkg / "torch/__init__.py").write_text("from .. import lazy\n")
     names, imports = read_imports(pkg, "lowbit")
     assert {(i.source, i.target) for i in upward(imports, "lowbit")} == {
         ("lowbit.formats.spec", "lowbit.study.runner"),
@@ -207,3 +220,39 @@ def test_the_checks_catch_each_fault(tmp_path):
         ("lowbit.simulator.host.codec", "lowbit.simulator.kernels.cpu"),
     ]
     assert [(i.source, i.target) for i in deferred(imports, "lowbit")] == [("lowbit.study.runner", "dask")]
+
+
+def _lazy_takers(names: dict[str, Path]) -> list[tuple[str, int, str]]:
+    """(module, line, lazy function) for every `from ...lazy import f` in lowbit."""
+    out = []
+    for module, path in names.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
+                full = ".".join(base + [node.module or ""]) if node.level else node.module
+                if full == "lowbit.lazy":
+                    out += [(module, node.lineno, a.name) for a in node.names]
+    return out
+
+
+def test_lazy_hands_out_higher_floors_only_upstairs(house):
+    """lazy's deferred imports of lowbit's own rooms (exempt from the floor check, `at_call_time`) may be
+    taken only from a floor above the room they load: whoever imports the lazy function that loads a room
+    must sit above that room."""
+    names, _ = house
+    loads = {}  # lazy function -> the highest floor of the lowbit rooms it imports
+    for fn in (n for n in ast.parse(names["lowbit.lazy"].read_text()).body if isinstance(n, ast.FunctionDef)):
+        floors = [
+            room_of(f"lowbit.{node.module}" if node.module else f"lowbit.{alias.name}").floor
+            for node in ast.walk(fn)
+            if isinstance(node, ast.ImportFrom) and node.level
+            for alias in node.names
+        ]
+        if floors:
+            loads[fn.name] = max(floors)
+    assert loads == {"torch_adapter": room_of("lowbit.torch").floor}
+    takers = [t for t in _lazy_takers(names) if t[2] in loads]
+    assert takers, "nobody takes torch_adapter: this test checks nothing"
+    bad = [f"{m}:{line} takes lowbit.lazy.{f}" for m, line, f in takers if room_of(m).floor <= loads[f]]
+    assert not bad, "\n".join(bad)

@@ -232,12 +232,18 @@ class ScaledFormat:
 
     def bits_per_element_in(self, shape: tuple[int, ...], axis: int | None = None) -> float:
         """Bits per element of an array of `shape` with its blocks along `axis` (default: the
-        format's axis): a per-tensor scale spans every element, a per-channel one the axis."""
+        format's axis): a per-tensor scale spans every element, a per-channel one the axis, and
+        fixed blocks ceil(length / block) scales per axis (a trailing partial block, or a block
+        longer than the axis, still stores a whole scale)."""
         if self.block == 0:
             return self.bits_per_element(max(math.prod(shape), 1))
+        length = shape[self.axis if axis is None else axis] if shape else 0
         if self.block is None:
-            return self.bits_per_element(max(shape[self.axis if axis is None else axis], 1))
-        return self.bits_per_element()
+            return self.bits_per_element(max(length, 1))
+        if length <= 0 or length % self.block == 0:
+            return self.bits_per_element()
+        scales = self.scales_per_block * math.ceil(length / self.block)
+        return self.element.bits_per_element() + scales * self.scale_bits / length
 
     def describe(self) -> str:
         block = {None: "per channel", 0: "per tensor"}.get(self.block, f"block {self.block}")

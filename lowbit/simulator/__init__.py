@@ -8,7 +8,7 @@
 - `reference`: the slow, obvious oracle the kernels are tested against.
 """
 
-from .gemm import MatmulError, Order, dot, matmul, matmul_error
+from .gemm import Factors, MatmulError, Order, dot, matmul, matmul_error, operand
 from .host.codec import Encoded, bits_per_element, decode, encode, quantize
 from .host.packing import BitOrder, pack_codes, unpack_codes
 from .host.transforms import hadamard
@@ -19,6 +19,7 @@ from .kernels.rounding import Rounding
 __all__ = [
     "BitOrder",
     "Encoded",
+    "Factors",
     "MatmulError",
     "Order",
     "NanPolicy",
@@ -31,6 +32,7 @@ __all__ = [
     "hadamard",
     "matmul",
     "matmul_error",
+    "operand",
     "pack_codes",
     "quantize",
     "unpack_codes",

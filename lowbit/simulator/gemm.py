@@ -47,6 +47,7 @@ from .host.scales import dq_values, scale_values
 from .kernels import dispatch
 from .kernels.dispatch import Out, Suite, Target
 from .kernels.dot_scalar import ACC_EXACT, ACC_FLOAT, ACC_INT, ORDER_PAIRWISE, ORDER_SEQUENTIAL, TILE32, round_any
+from .kernels.jit import threads_for
 from .kernels.rounding import Rounding
 
 
@@ -152,6 +153,13 @@ def factors(x: np.ndarray, fmt) -> Factors:
     return Factors(elems, scales, block, tensor, False, span, _scale_bits(spec), bool(spec.block), spec.block or 0)
 
 
+def operand(b, b_format) -> Factors:
+    """The right-hand operand b (K, N) quantized once along K, to pass as `matmul`'s b in place of
+    the array: a model's weights, used by many products. matmul then gives exactly what it gives for
+    (b, b_format), without quantizing b again."""
+    return factors(np.ascontiguousarray(_check_2d(b, "b").T), b_format)
+
+
 def _acc_params(acc: Accumulator, rounding: Rounding) -> np.ndarray:
     if acc.kind is AccumulatorKind.FLOAT:
         if acc.man_bits > 51:
@@ -255,9 +263,12 @@ class _Setup:
 
 def _setup(a, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits, rounding) -> _Setup:
     a = _check_2d(a, "a")
-    b = _check_2d(b, "b")
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(f"a has K = {a.shape[1]} columns but b has {b.shape[0]} rows; they must match")
+    fb = b if isinstance(b, Factors) else None
+    if fb is None:
+        b = _check_2d(b, "b")
+    k_b = b.shape[0] if fb is None else fb.elements.shape[1]
+    if a.shape[1] != k_b:
+        raise ValueError(f"a has K = {a.shape[1]} columns but b has {k_b} rows; they must match")
     acc = get_accumulator(accumulator)
     mode = parse_enum(Rounding, rounding, "rounding")
     if mode is Rounding.STOCHASTIC:
@@ -270,7 +281,7 @@ def _setup(a, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits
     ):
         raise ValueError(f"partial_sum_bits must be an integer from 2 to 52 or None, got {partial_sum_bits!r}")
     fa = factors(a, a_format)
-    fb = factors(np.ascontiguousarray(b.T), b_format)
+    fb = fb or factors(np.ascontiguousarray(b.T), b_format)
     if acc.kind is AccumulatorKind.INT:
         for f, name in ((fa, a_format), (fb, b_format)):
             if not f.integer:
@@ -414,6 +425,7 @@ def matmul(
 
     a, b:             (M, K) and (K, N) arrays, or (B, M, K) and (K, N) for a batch (quantized as one
                       tensor). CUDA device arrays are accepted (copied to the host to quantize).
+                      b may also be `operand(b, b_format)`, quantized once for many products.
     a_format, b_format: format names or specs; block formats take their blocks along K.
     accumulator:      fp32, fp16, bf16, fp22 (1-8-13), tf32, eXmY, intN (wraps on overflow) or exact.
     chunk:            lanes summed exactly before each accumulation; must divide the blocks. Default:
@@ -449,7 +461,8 @@ def matmul(
         )
         return out.reshape(batch, rows, -1)
     s = _setup(a_arr, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits, rounding)
-    return _run(s, target)
+    with threads_for(s.fa.elements.size * s.fb.elements.shape[0]):  # M K N multiply-adds
+        return _run(s, target)
 
 
 def dot(x, y, x_format, y_format, accumulator: str | Accumulator = "fp32", **kwargs) -> float:

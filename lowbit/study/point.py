@@ -20,10 +20,11 @@ import numpy as np
 
 from ..formats import AnyFormat, ScaledFormat
 from ..simulator import MatmulError, matmul_error
+from . import torch_points
 from .metrics import overflow_fraction
 from .model_points import MODEL_K, allocation_identity, allocation_row, uniform_row
 from .replay import quantize_point
-from .schema import Allocation, Cost, FormatSpec, Gemm, GemmOptions, ModelWorkload, Study, parse_workload
+from .schema import Allocation, Cost, FormatSpec, Gemm, GemmOptions, ModelWorkload, Study, TorchWorkload, parse_workload
 from .store import (
     BITS_PER_ELEMENT,
     ESTIMATE_COLUMNS,
@@ -51,13 +52,14 @@ def _data(workload_json: str, base: str):
 def spec_columns(spec: FormatSpec, fmt: AnyFormat, shape: tuple[int, ...] | None) -> dict:
     """The row's spec columns, bits_per_element included, for data of `shape` quantized along its
     last axis. With the shape unknown (a failed point's file), a per-channel block and the storage of a
-    per-channel or per-tensor scale are NaN."""
+    per-channel or per-tensor scale are NaN, and fixed blocks count whole blocks."""
     scaled = isinstance(fmt, ScaledFormat)
     element = fmt.element if scaled else fmt
     if shape is None:
         if scaled and not fmt.block:
             return {**spec_columns(spec, fmt, (1, 1)), "block": math.nan, BITS_PER_ELEMENT.name: math.nan}
-        shape = (1, 1)  # any shape: without a per-channel or per-tensor scale, storage does not depend on it
+        # one whole block: the format's nominal storage (a trailing partial block would cost more)
+        shape = (1, fmt.block) if scaled else (1, 1)
     return {
         "format": spec.name,
         "base_format": spec.format,
@@ -110,18 +112,40 @@ def _model_workload(workload_json: str) -> ModelWorkload | None:
     return w if isinstance(w, ModelWorkload) else None
 
 
+def _torch_workload(workload_json: str) -> TorchWorkload | None:
+    w = parse_workload(workload_json)
+    return w if isinstance(w, TorchWorkload) else None
+
+
 def _evaluate_allocation(payload: dict, row: dict) -> None:
     allocation = Allocation.model_validate(payload["allocation"])
     specs = [FormatSpec.model_validate(s) for s in payload["options"]]
-    values, shares = allocation_row(allocation, specs, _model_workload(payload["workload_json"]), payload["metrics"])
+    torch_w = _torch_workload(payload["workload_json"])
+    if torch_w is not None:
+        base = payload["base"]
+        values, shares = torch_points.allocation_row(allocation, specs, torch_w, base, payload["metrics"])
+        k = torch_points.layer_shape(torch_w, base)[1]
+    else:
+        model = _model_workload(payload["workload_json"])
+        values, shares = allocation_row(allocation, specs, model, payload["metrics"])
+        k = MODEL_K
     row.update(values)
-    _add_mixed_cost(row, payload["cost"], shares, MODEL_K)
+    _add_mixed_cost(row, payload["cost"], shares, k)
 
 
 def _evaluate_model(payload: dict, spec: FormatSpec, fmt: AnyFormat, model: ModelWorkload, row: dict) -> None:
     row.update(spec_columns(spec, fmt, MODEL_SHAPE))
     row.update(uniform_row(spec, model, payload["metrics"], payload.get("predict", False)))
     _add_cost(row, payload["cost"], fmt, MODEL_K)
+
+
+def _evaluate_torch(payload: dict, spec: FormatSpec, fmt: AnyFormat, w: TorchWorkload, row: dict) -> None:
+    """A format on a torch model: spec columns counted on its first matched layer's weight."""
+    base = payload["base"]
+    shape = torch_points.layer_shape(w, base)
+    row.update(spec_columns(spec, fmt, shape))
+    row.update(torch_points.uniform_row(spec, w, base, payload["metrics"], payload.get("predict", False)))
+    _add_cost(row, payload["cost"], fmt, shape[1])
 
 
 def _order(entry) -> int:
@@ -232,6 +256,8 @@ def evaluate(payload: dict) -> dict:
             _evaluate_allocation(payload, row)
         elif (model := _model_workload(payload["workload_json"])) is not None:
             _evaluate_model(payload, spec, spec.spec(), model, row)
+        elif (torch_w := _torch_workload(payload["workload_json"])) is not None:
+            _evaluate_torch(payload, spec, spec.spec(), torch_w, row)
         else:
             _evaluate_data(payload, spec, spec.spec(), row)
     except Exception as err:  # a failing point is recorded (what it has, its identity first), and the study goes on
@@ -268,13 +294,13 @@ def _point(study: Study, base: Path, version: str, w, fingerprint_: str, what: d
 
 
 def payloads(study: Study, base: Path, version: str) -> list[dict]:
-    """Every point of a study (workloads outer; formats, then allocations on model workloads, inner),
-    each with its content hash."""
+    """Every point of a study (workloads outer; formats, then allocations on model and torch workloads,
+    inner), each with its content hash."""
     specs = study.format_specs()
     out = []
     for w in study.workloads:
         fp = fingerprint(w, base)
-        model = isinstance(w, ModelWorkload)
+        model = isinstance(w, (ModelWorkload, TorchWorkload))
         predict = {"predict": True} if model and study.allocations else {}
         out += [_point(study, base, version, w, fp, {"spec": s.model_dump(), **predict}) for s in specs]
         for a in study.allocations if model else ():

@@ -13,6 +13,7 @@ import contextlib
 import enum
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -261,6 +263,56 @@ class ModelWorkload(_Strict):
     name: str | None = None
 
 
+# A torch workload's factory: a dotted module path, a colon, a function name (as entry points are written).
+FACTORY_FORM = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+def _factory(value: str) -> str:
+    if len(value) > ECHO_CHARS or not FACTORY_FORM.fullmatch(value):
+        raise ValueError(f"must be 'package.module:function' (a module importable from the study file's folder, "
+                         f"and a function in it), got {echo(value)}")  # fmt: skip
+    return value
+
+
+class TorchWorkload(_Strict):
+    """A user's torch model (extra `torch`; see lowbit.torch.study): `factory`, 'package.module:function',
+    returns (model, batches, metric), its module imported with the study file's folder first on sys.path
+    (user code, run by design). Every nn.Linear whose name matches `layers` (fnmatch) takes the format on
+    its weights (a matched layer of another type with a weight matrix fails the point, naming it);
+    `activations` quantizes those layers' inputs too; `accumulator` runs their products through the GEMM
+    emulator (None: torch's float32 matmul), `chunk` products summed exactly before each accumulation.
+    `noise`: as a model workload's, for allocations."""
+
+    kind: Literal["torch"]
+    factory: Annotated[str, AfterValidator(_factory)]
+    layers: str = Field(default="*", min_length=1, max_length=200, description="fnmatch pattern of layer names")
+    activations: FormatName | None = None
+    accumulator: AccumulatorName | None = None
+    chunk: int | None = Field(default=None, ge=1)
+    noise: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default=[0.05, 0.1],
+        min_length=1,
+        description="relative sizes of the Gaussian noise that measures each layer's sensitivity (when the "
+        "study has allocations)",
+    )
+    name: str | None = None
+
+    @field_validator("accumulator")
+    @classmethod
+    def _accumulator_needs_activations(cls, v, info: ValidationInfo):
+        if v is not None and "activations" in info.data and info.data["activations"] is None:
+            raise ValueError(f"{v!r} emulates a product of two formats; give `activations` too, or leave the "
+                             "accumulator out for torch's float32 matmul")  # fmt: skip
+        return v
+
+    @field_validator("chunk")
+    @classmethod
+    def _chunk_needs_accumulator(cls, v, info: ValidationInfo):
+        if v is not None and "accumulator" in info.data and info.data["accumulator"] is None:
+            raise ValueError("a chunk splits an emulated accumulation; give `accumulator` too")
+        return v
+
+
 class Predictor(enum.Enum):
     """How an allocation predicts each layer's share of the fidelity drop."""
 
@@ -269,11 +321,11 @@ class Predictor(enum.Enum):
 
 
 class Allocation(_Strict):
-    """A per-layer mix of the study's formats, chosen on each model workload by dynamic programming
-    to maximise predicted fidelity with at most `budget` bits per weight on average (scale bits
-    included). options: names of formats of this study (default: all of them). predictor: `theorem`
+    """A per-layer mix of the study's formats, chosen on each model or torch workload by dynamic
+    programming to maximise predicted fidelity with at most `budget` bits per weight on average (scale
+    bits included). options: names of formats of this study (default: all of them). predictor: `theorem`
     (the linearity theorem) or `measured` (per-layer drops measured on `calibration` sentences of the
-    workload, evenly spaced; default all of them)."""
+    workload, evenly spaced, or on a torch workload that many of its batches; default all of them)."""
 
     budget: float = Field(gt=0, le=64, description="average bits per weight")
     options: list[str] | None = Field(default=None, min_length=1)
@@ -290,7 +342,8 @@ class Allocation(_Strict):
 
 
 Workload = Annotated[
-    Distribution | StudentT | Outliers | NpyFile | SafetensorsFile | Gemm | ModelWorkload, Field(discriminator="kind")
+    Distribution | StudentT | Outliers | NpyFile | SafetensorsFile | Gemm | ModelWorkload | TorchWorkload,
+    Field(discriminator="kind"),
 ]
 
 
@@ -412,7 +465,7 @@ def _expand(entries: Iterable[tuple[int, Any]]) -> list[tuple[int, FormatSpec]]:
 
 # Union tags that pydantic puts after a list index; a path leaves them out.
 _TAGS = frozenset({"name", "sweep", "spec", "gemm", "normal", "laplace", "uniform", "lognormal", "student_t",
-                   "outliers", "npy", "safetensors", "model"})  # fmt: skip
+                   "outliers", "npy", "safetensors", "model", "torch"})  # fmt: skip
 
 
 def validate_study(
@@ -478,7 +531,7 @@ def _sound(raw: Any, adapter: TypeAdapter) -> list[tuple[int, Any]]:
 def _count_problem(formats: list, workloads: list, allocations: int, allow_large: bool) -> str | None:
     """The point count's problem, counted without expanding a sweep: None if it may run."""
     specs = sum(entry.size if isinstance(entry, Sweep) else 1 for _, entry in formats)
-    models = sum(isinstance(w, ModelWorkload) for _, w in workloads)
+    models = sum(isinstance(w, (ModelWorkload, TorchWorkload)) for _, w in workloads)
     points = len(workloads) * specs + allocations * models
     plural = "" if len(workloads) == 1 else "s"
     what = f"the study has {points:,} points ({len(workloads):,} workload{plural} x {specs:,} formats" + (
@@ -521,12 +574,13 @@ def _file_problems(workloads: list[tuple[int, Any]], base: Path) -> list[str]:
 
 
 def _allocation_problems(study: Study) -> list[str]:
-    """Allocations need a model workload, options that name the study's formats, and unique labels."""
+    """Allocations need a model or torch workload, options that name the study's formats, and unique
+    labels."""
     if not study.allocations:
         return []
     out = []
-    if not any(isinstance(w, ModelWorkload) for w in study.workloads):
-        out.append("allocations: need a workload of kind 'model'")
+    if not any(isinstance(w, (ModelWorkload, TorchWorkload)) for w in study.workloads):
+        out.append("allocations: need a workload of kind 'model' or 'torch'")
     names = [spec.name for spec in study.format_specs()]
     labels = [a.label for a in study.allocations]
     for i, a in enumerate(study.allocations):

@@ -6,7 +6,9 @@ and seed give the same array, bit for bit, on every machine (NumPy's PCG64 gener
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from ..models.safetensors import read_tensor
 from .datafiles import check_npy, check_safetensors, resolve_input
-from .schema import Distribution, Gemm, ModelWorkload, NpyFile, Outliers, SafetensorsFile, StudentT
+from .schema import Distribution, Gemm, ModelWorkload, NpyFile, Outliers, SafetensorsFile, StudentT, TorchWorkload
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ def load(w, base: Path) -> np.ndarray | GemmPair:
         p = resolve_input(w.path, base)
         check_safetensors(p, w.tensor)
         return _as_matrix(read_safetensors(p, w.tensor), f"safetensors {p.name}:{w.tensor}")
-    if isinstance(w, ModelWorkload):
-        raise ValueError("model workloads have no tensor data; the runner evaluates them as models")
+    if isinstance(w, (ModelWorkload, TorchWorkload)):
+        raise ValueError(f"{w.kind} workloads have no tensor data; the runner evaluates them as models")
     if isinstance(w, Gemm):
         a, b = synthetic(w.a), synthetic(w.b)
         if a.shape[1] != b.shape[1]:
@@ -94,13 +96,34 @@ def label(w) -> str:
     if isinstance(w, ModelWorkload):
         acts = f" A={w.activations} acc={w.accumulator}" if w.activations else ""
         return f"{w.model} {w.sentences} sentences{acts}"
+    if isinstance(w, TorchWorkload):
+        layers = f" layers={w.layers}" if w.layers != "*" else ""
+        acts = f" A={w.activations}" + (f" acc={w.accumulator}" if w.accumulator else "") if w.activations else ""
+        return f"torch {w.factory}{layers}{acts}"
     extra = {"student_t": f" df={getattr(w, 'df', '')}", "outliers": f" crest={getattr(w, 'crest_factor', '')}"}
     return f"{w.kind}{extra.get(w.kind, '')} {'x'.join(map(str, w.shape))} seed={w.seed}"
 
 
+def factory_source(factory: str, base: Path) -> Path | None:
+    """The file of a torch workload's factory module, looked up (not imported) as the import would find
+    it: the study's folder first, then sys.path; None when it is not a plain source file there."""
+    parts = factory.partition(":")[0].split(".")
+    for folder in [base, *(Path(p) for p in sys.path if p)]:
+        for candidate in (folder.joinpath(*parts).with_suffix(".py"), folder.joinpath(*parts, "__init__.py")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 def fingerprint(w, base: Path) -> str:
-    """Content identity of a workload: its fields, plus the file's bytes for file workloads."""
+    """Content identity of a workload: its fields, plus the file's bytes for file workloads, and for
+    a torch workload its factory module's bytes (so that an edited factory is evaluated again; what
+    that module imports in turn is not followed)."""
     text = w.model_dump_json()
+    if isinstance(w, TorchWorkload):
+        source = factory_source(w.factory, base)
+        with contextlib.suppress(OSError):  # unreadable: the import will say why when the point runs
+            text += "" if source is None else hashlib.sha256(source.read_bytes()).hexdigest()
     if isinstance(w, (NpyFile, SafetensorsFile)):
         p = resolve_input(w.path, base)
         try:

@@ -149,8 +149,9 @@ def test_a_bad_designer_block_is_refused_naming_the_field(honest, block):
 
 def test_the_largest_designer_block_is_accepted(honest):
     cands, msg = design(honest, block="4096")
-    # e2m1 with an e8m0 scale per 4096 elements: 4 + 8/4096 bits per element, by hand
-    assert len(cands) == 1 and cands[0]["x"] == 4 + 8 / 4096 and msg.startswith("Candidate e2m1 b4096")
+    # e2m1 with an e8m0 scale per block of 4096; the workload's rows hold 256, so each row is one block
+    # and stores its own scale: 4 + 8/256 bits per element, by hand
+    assert len(cands) == 1 and cands[0]["x"] == 4 + 8 / 256 and msg.startswith("Candidate e2m1 b4096")
 
 
 @pytest.mark.parametrize(

@@ -124,3 +124,18 @@ def test_code_values_are_what_each_code_decodes_to():
     nf4 = lowbit.get_format("nf4").element
     assert nf4.code_values.dtype == np.float64 and nf4.code_values[7] == 0.0 and nf4.code_values[15] == 1.0
     assert lowbit.get_format("higgs_p2_n16").code_values.shape == (16, 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "axis", "bits"),
+    [
+        ("int4_g128", (10, 256), 1, 4 + 16 / 128),  # whole blocks: one float16 scale per 128
+        ("int4_g128", (10, 64), 1, 4 + 16 / 64),  # a block longer than the axis stores its scale for 64
+        ("int4_g128", (10, 200), 1, 4 + 2 * 16 / 200),  # 128 + a trailing partial block of 72: two scales
+        ("mxfp4", (3, 40), 1, 4 + 2 * 8 / 40),
+        ("mxfp4", (40, 3), 0, 4 + 2 * 8 / 40),
+        ("int4_per_channel", (10, 64), 1, 4 + 32 / 64),  # one float32 scale per row
+    ],
+)
+def test_bits_per_element_in_counts_every_stored_scale(name, shape, axis, bits):
+    assert lowbit.get_format(name).bits_per_element_in(shape, axis) == pytest.approx(bits, rel=1e-12)

@@ -52,3 +52,13 @@ def test_device_array_in_device_array_out():
     out = lowbit.quantize(d, "fp4")
     assert hasattr(out, "copy_to_host")
     np.testing.assert_array_equal(out.copy_to_host(), lowbit.quantize(x, "fp4"))
+
+
+@pytest.mark.parametrize("mode", ["rne", "rtz"])  # the fast driver and the general one
+def test_device_array_on_a_stream(mode):
+    # lowbit.torch passes torch's current stream; every copy and launch then goes on it
+    x = _inputs("float8_e4m3fn")
+    stream = cuda.stream()
+    out = lowbit.quantize(cuda.to_device(x, stream=stream), "float8_e4m3fn", rounding=mode, stream=stream)
+    stream.synchronize()
+    np.testing.assert_array_equal(out.copy_to_host(), lowbit.quantize(x, "float8_e4m3fn", rounding=mode))

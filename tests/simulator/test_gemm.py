@@ -438,3 +438,22 @@ def test_per_tensor_and_per_channel_formats():
         qb = lowbit.quantize(b, fmt, axis=0).astype(np.float64)
         got = matmul(a, b, "mxfp8_e4m3", fmt, "exact")
         np.testing.assert_allclose(got, qa @ qb, rtol=1e-6, atol=1e-9)  # float32 dequantized values round
+
+
+@pytest.mark.parametrize("fmt", ["mxfp4", "nvfp4", "int4_g128_asym", "bitnet_b158", "nf4", "float8_e4m3fn"])
+@pytest.mark.parametrize("acc", ["fp32", "fp16"])
+def test_operand_prepared_once_gives_the_same_product(fmt, acc):
+    # bitnet_b158's absmean scale is not a projection: re-quantizing the values would move them, so this
+    # also checks that a prepared operand is not quantized a second time
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((6, 128)).astype(np.float32)
+    b = rng.standard_normal((128, 9)).astype(np.float32)
+    prepared = lowbit.simulator.operand(b, fmt)
+    direct = lowbit.simulator.matmul(a, b, "mxfp8_e4m3", fmt, acc)
+    assert np.array_equal(lowbit.simulator.matmul(a, prepared, "mxfp8_e4m3", None, acc), direct)
+
+
+def test_operand_checks_k():
+    prepared = lowbit.simulator.operand(np.ones((64, 3), np.float32), "mxfp4")
+    with pytest.raises(ValueError, match="K = 32 columns but b has 64 rows"):
+        lowbit.simulator.matmul(np.ones((2, 32), np.float32), prepared, "mxfp4", None)

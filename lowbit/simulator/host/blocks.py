@@ -29,7 +29,7 @@ from ...formats import (
     ScaleRule,
     TensorScale,
 )
-from ..kernels.dispatch import Out, Target, run
+from ..kernels.dispatch import Out, Target, device_array, launch_on_device, run, to_device
 from ..kernels.params import NanPolicy, fast_params
 from ..kernels.rounding import Rounding
 from . import scales as rules
@@ -158,25 +158,33 @@ def round_elements(
 _RULE_CODES = {ScaleRule.OCP_FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2, ScaleRule.RCEIL: 3}
 
 
-def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, out: np.ndarray | None = None) -> Blocks | None:
-    """Values of a power-of-two-scaled format from the fused block kernel (one pass over the
-    data), or None where it does not apply (other modes, codes wanted, elements outside the
-    vectorised path). It equals the step-by-step pipeline bit for bit (tested)."""
-    if not fmt.rule.power_of_two or rnd.mode is not Rounding.RNE or rows.shape[1] == 0:
+def _mx_args(fmt: ScaledFormat, mode: Rounding) -> tuple | None:
+    """The fused power-of-two kernel's format arguments, or None where it does not apply (other
+    modes, elements outside the vectorised path)."""
+    if not fmt.rule.power_of_two or mode is not Rounding.RNE:
         return None
     f = fast_params(saturating(fmt.element), False)
     if f is None:
         return None
     e = fmt.element
-    args = (
+    return (
         _RULE_CODES[fmt.rule],
         fmt.element_emax,
         fmt.element_mantissa_bits,
         F32(fmt.element_max),
         F32(fmt.element_step),
         f,
+        isinstance(e, IntFormat),
     )
-    args = (*args, isinstance(e, IntFormat))
+
+
+def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, out: np.ndarray | None = None) -> Blocks | None:
+    """Values of a power-of-two-scaled format from the fused block kernel (one pass over the
+    data), or None where it does not apply (other modes, codes wanted, elements outside the
+    vectorised path). It equals the step-by-step pipeline bit for bit (tested)."""
+    args = _mx_args(fmt, rnd.mode)
+    if args is None or rows.shape[1] == 0:
+        return None
     out = np.empty_like(rows) if out is None else out
     scales = np.empty(rows.shape[0], np.float32)
     _launch("mx", rnd, rows, args, out, scales)
@@ -204,6 +212,22 @@ def _element_kind(fmt: ScaledFormat):
     return None if f is None else (1 if isinstance(e, IntFormat) else 0, f, *none)
 
 
+def _absmax_applies(fmt: ScaledFormat, mode: Rounding) -> bool:
+    if fmt.asymmetric or mode is not Rounding.RNE or isinstance(fmt.scale, DoubleQuant):
+        return False
+    fs = np.zeros(16, np.float32) if fmt.scale is None else fast_params(saturating(fmt.scale), False)
+    return fs is not None and _element_kind(fmt) is not None
+
+
+def _absmax_args(fmt: ScaledFormat, level: int, s_enc) -> tuple:
+    """The fused absmax kernel's arguments after the rows (level 0: one scale per row; 1: NVFP4's
+    two levels with the tensor's encode scale s_enc; 2: one scale s_enc for all rows)."""
+    fs = np.zeros(16, np.float32) if fmt.scale is None else fast_params(saturating(fmt.scale), False)
+    code, f, mids, table = _element_kind(fmt)
+    smin, smax = (F32(-1) if v is None else F32(v) for v in (fmt.scale_min, fmt.scale_max))
+    return (level, code, fmt.divide, F32(fmt.element_max), smin, smax, F32(s_enc), f, fs, mids, table)
+
+
 def fused_absmax(
     rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, out: np.ndarray | None = None
 ) -> Blocks | None:
@@ -213,11 +237,7 @@ def fused_absmax(
     per_tensor_mean = fmt.rule is ScaleRule.ABSMEAN and fmt.block == 0 and rows.shape[0] == 1
     if not (fmt.rule is ScaleRule.ABSMAX or per_tensor_mean):
         return None
-    if fmt.asymmetric or rnd.mode is not Rounding.RNE or rows.shape[1] == 0 or isinstance(fmt.scale, DoubleQuant):
-        return None
-    kind = _element_kind(fmt)
-    fs = np.zeros(16, np.float32) if fmt.scale is None else fast_params(saturating(fmt.scale), False)
-    if kind is None or fs is None:
+    if rows.shape[1] == 0 or not _absmax_applies(fmt, rnd.mode):
         return None
     two = fmt.tensor_scale is TensorScale.NVFP4
     level, work = (1, rows) if two else (0, rows)
@@ -230,19 +250,45 @@ def fused_absmax(
         level, work = 2, _chunked(rows)  # one scale: spread the elements over the cores
     else:
         s_enc = F32(1)
-    smin, smax = (F32(-1) if v is None else F32(v) for v in (fmt.scale_min, fmt.scale_max))
-    code, f, mids, table = kind
-    args = (level, code, fmt.divide, F32(fmt.element_max), smin, smax, F32(s_enc), f, fs, mids, table)
+    args = _absmax_args(fmt, level, s_enc)
     out = np.empty_like(work) if out is None else out.reshape(work.shape)
     scales = np.empty(work.shape[0], np.float32)
-    if two and code == 0 and rnd.target is Target.CPU:  # a CPU-only driver for NVFP4's long rows
-        em = F32(fmt.element_max)
+    if two and args[1] == 0 and rnd.target is Target.CPU:  # a CPU-only driver for NVFP4's long rows
+        em, f, fs = args[3], args[7], args[8]
         run("nv_chunks", Target.CPU, work.shape[0], work, work.view(np.int32), em, F32(s_enc), f, fs, out, scales)
     else:
         _launch("absmax", rnd, work, args, out, scales)
     if per_tensor_mean:
         return Blocks(out.reshape(rows.shape), None, scales[:1, None], None)
     return Blocks(out, None, scales[:, None], F32(F32(1) / s_enc) if two else None)
+
+
+def device_rows_kernel(fmt: ScaledFormat, mode: Rounding, tensor_amax: float | None) -> tuple[str, tuple] | None:
+    """(kernel, format arguments) of the fused kernel that quantizes rows of `fmt` (one block a
+    row) in one pass on a device, or None where no fused kernel applies (then the host pipeline
+    runs). `tensor_amax` is the tensor's largest finite |x|, for NVFP4's two levels."""
+    if fmt.block == 0:
+        return None
+    mx = _mx_args(fmt, mode)
+    if mx is not None:
+        return "mx", mx
+    if fmt.rule is not ScaleRule.ABSMAX or not _absmax_applies(fmt, mode):
+        return None
+    if fmt.tensor_scale is TensorScale.NVFP4:
+        return "absmax", _absmax_args(fmt, 1, rules.nvfp4_scale_from_amax(F32(tensor_amax), fmt))
+    return "absmax", _absmax_args(fmt, 0, F32(1))
+
+
+def quantize_rows_device(rows, kernel: str, args: tuple, stream=0):
+    """Values of float32 rows already on the device (a C-contiguous (blocks, block) device array),
+    by `device_rows_kernel`'s kernel, as a new device array: every copy and launch on `stream`.
+    Finite blocks whose values pass float32's range come back as +-Inf; the caller clamps them to
+    +-FLT_MAX (`saturate` does the same on the host)."""
+    out = device_array(rows.shape, np.float32, stream)
+    scales = device_array(rows.shape[0], np.float32, stream)
+    moved = tuple(to_device(a, stream) if isinstance(a, np.ndarray) else a for a in args)
+    launch_on_device(kernel, rows.shape[0], rows, rows.view(np.int32), *moved, out, scales, stream=stream)
+    return out
 
 
 def _finite_amax(rows: np.ndarray, rnd: ElementRounding) -> F32:

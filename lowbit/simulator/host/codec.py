@@ -21,6 +21,7 @@ from ...formats import (
     parse_enum,
 )
 from ..kernels.dispatch import Target
+from ..kernels.jit import threads_for
 from ..kernels.params import NanPolicy
 from ..kernels.rounding import Rounding
 from .blocks import ElementRounding, dequantize_rows, layout, quantize_rows, round_elements
@@ -62,6 +63,7 @@ def quantize(
     seed: int | None = None,
     target=None,
     out: np.ndarray | None = None,
+    stream=0,
 ):
     """Fake-quantize: round every element of `x` to `fmt` and return the values.
 
@@ -77,15 +79,28 @@ def quantize(
     out:      a NumPy array of the result's shape and dtype to write into, and return (host
               input only). Reusing one saves allocating, and first touching, a new array per
               call; `out` may be `x` itself.
+    stream:   for device input, the Numba CUDA stream the element kernels run on (0: the default
+              stream); lowbit.torch passes torch's current stream.
 
     NaN stays NaN, also for formats without a NaN code (ml_dtypes returns a number there).
     """
+    with threads_for(_size(x)):
+        return _quantize(x, fmt, axis, rounding, seed, target, out, stream)
+
+
+def _size(x) -> int:
+    """Elements of x, for the thread count (a list or scalar counts as small)."""
+    size = getattr(x, "size", 0)
+    return size if isinstance(size, (int, np.integer)) else 0
+
+
+def _quantize(x, fmt, axis, rounding, seed, target, out, stream):
     prep = _prepare(x, fmt, axis, rounding, seed, target)
     blocked = isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat))
     if is_device_array(x) and not blocked:
         if out is not None:
             raise TypeError("out: device input returns a new device array; out is for host arrays")
-        return quantize_device(x, prep.fmt, prep.mode, prep.seed)
+        return quantize_device(x, prep.fmt, prep.mode, prep.seed, stream)
     arr = float32_host(x) if blocked else host_float_array(x)
     sink = _sink(out, arr)
     result = _quantize_blocked(arr, prep, axis, sink) if blocked else _run_quantize(arr, prep, sink)
@@ -132,6 +147,11 @@ def encode(
          input's sign. Block formats encode a block holding NaN or Inf with a NaN scale; a
          double-quantized one (nf4_dq) has none, so 'zero' encodes that block as zeros.
     """
+    with threads_for(_size(x)):
+        return _encode(x, fmt, axis, rounding, seed, nan, target)
+
+
+def _encode(x, fmt, axis, rounding, seed, nan, target) -> Encoded:
     prep = _prepare(x, fmt, axis, rounding, seed, target)
     policy = parse_enum(NanPolicy, nan, "nan")
     if isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):

@@ -69,25 +69,25 @@ def round_values(x: np.ndarray, fmt: ElementLike, mode: Rounding = Rounding.RNE,
     return quantize_flat(flat, fmt, mode, seed, target, np.empty_like(flat)).reshape(np.shape(x))
 
 
-def quantize_device(x, fmt: ElementLike, mode: Rounding, seed: int):
-    """A CUDA device array rounded to `fmt`, as a new device array."""
+def quantize_device(x, fmt: ElementLike, mode: Rounding, seed: int, stream=0):
+    """A CUDA device array rounded to `fmt`, as a new device array; every copy and launch is on
+    `stream` (a Numba stream, 0 the default one), so that the result is ordered after x's producer."""
     d = as_device_array(x)
     if d.dtype not in (np.float32, np.float64):
         raise TypeError(f"x: device arrays must be float32 or float64, got {d.dtype}")
     if not d.is_c_contiguous():
         raise ValueError("x: device arrays must be C-contiguous")
     flat = d.reshape(d.size)
-    out = device_array(d.size, d.dtype)
+    out = device_array(d.size, d.dtype, stream)
     fast = fast_params(fmt, False) if d.dtype == np.float32 and mode is Rounding.RNE else None
     if d.size and fast is not None:
-        launch_on_device("quantize_fast", d.size, flat, to_device(fast), out)
+        launch_on_device("quantize_fast", d.size, flat, to_device(fast, stream), out, stream=stream)
     elif d.size:
         in_m, in_e = (23, 8) if d.dtype == np.float32 else (52, 11)
         bits = flat.view(np.int32 if d.dtype == np.float32 else np.int64)
-        table = to_device(np.asarray(fmt.values, dtype=np.float64))
-        launch_on_device(
-            "quantize", d.size, bits, in_m, in_e, to_device(kernel_params(fmt)), int(mode), seed, table, out
-        )
+        table = to_device(np.asarray(fmt.values, dtype=np.float64), stream)
+        params = to_device(kernel_params(fmt), stream)
+        launch_on_device("quantize", d.size, bits, in_m, in_e, params, int(mode), seed, table, out, stream=stream)
     return out.reshape(d.shape)
 
 

@@ -91,10 +91,10 @@ def cuda_drivers() -> SimpleNamespace:
     return SimpleNamespace(**{name.removesuffix("_loop"): fn for name, fn in kernels.items()})
 
 
-def launch(kernel, n: int):
-    """`kernel` configured for a grid-stride loop over n elements."""
+def launch(kernel, n: int, stream=0):
+    """`kernel` configured for a grid-stride loop over n elements, on `stream` (0: the default)."""
     blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK)))
-    return kernel[blocks, THREADS_PER_BLOCK]
+    return kernel[blocks, THREADS_PER_BLOCK, stream]
 
 
 def dot_loop(ea, sa, blk_a, eb, sb, blk_b, chunk, q, trunc, order, tscale, out, flags):

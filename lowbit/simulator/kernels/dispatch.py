@@ -73,14 +73,15 @@ def _to_device(cuda, a):
     return a
 
 
-def launch_on_device(kernel: str, n: int, *args) -> None:
-    """Run the CUDA driver `kernel` over n items on arguments that are already on the device."""
-    launch(getattr(cuda_drivers(), kernel), n)(*args)
+def launch_on_device(kernel: str, n: int, *args, stream=0) -> None:
+    """Run the CUDA driver `kernel` over n items on arguments that are already on the device,
+    on `stream` (a Numba stream; 0 is the default stream)."""
+    launch(getattr(cuda_drivers(), kernel), n, stream)(*args)
 
 
-def device_array(shape, dtype):
-    """An uninitialised CUDA device array."""
-    return numba_cuda().device_array(shape, dtype=dtype)
+def device_array(shape, dtype, stream=0):
+    """An uninitialised CUDA device array (allocated in `stream`'s order)."""
+    return numba_cuda().device_array(shape, dtype=dtype, stream=stream)
 
 
 def as_device_array(x):
@@ -88,6 +89,6 @@ def as_device_array(x):
     return x if hasattr(x, "__cuda_ndarray__") else numba_cuda().as_cuda_array(x)
 
 
-def to_device(a: np.ndarray):
-    """A device copy of a host array."""
-    return numba_cuda().to_device(np.ascontiguousarray(a))
+def to_device(a: np.ndarray, stream=0):
+    """A device copy of a host array (copied in `stream`'s order)."""
+    return numba_cuda().to_device(np.ascontiguousarray(a), stream=stream)
