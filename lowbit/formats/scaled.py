@@ -227,8 +227,11 @@ class ScaledFormat:
             raise ValueError(
                 "bits_per_element: a per-channel or per-tensor format needs block_elems (elements per scale)"
             )
-        block = _require_int(block, "block_elems", 1)
-        return self.element.bits_per_element() + self.scales_per_block * self.scale_bits / block
+        return self._bits_per_scale_of(_require_int(block, "block_elems", 1))
+
+    def _bits_per_scale_of(self, elements_per_scale: float) -> float:
+        """Element bits plus the scale bits spread over `elements_per_scale` elements."""
+        return self.element.bits_per_element() + self.scales_per_block * self.scale_bits / elements_per_scale
 
     def bits_per_element_in(self, shape: tuple[int, ...], axis: int | None = None) -> float:
         """Bits per element of an array of `shape` with its blocks along `axis` (default: the
@@ -242,8 +245,7 @@ class ScaledFormat:
             return self.bits_per_element(max(length, 1))
         if length <= 0 or length % self.block == 0:
             return self.bits_per_element()
-        scales = self.scales_per_block * math.ceil(length / self.block)
-        return self.element.bits_per_element() + scales * self.scale_bits / length
+        return self._bits_per_scale_of(length / math.ceil(length / self.block))
 
     def describe(self) -> str:
         block = {None: "per channel", 0: "per tensor"}.get(self.block, f"block {self.block}")

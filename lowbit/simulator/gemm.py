@@ -460,9 +460,18 @@ def matmul(
             target=target,
         )
         return out.reshape(batch, rows, -1)
+    if a_arr.ndim == 2 and a_arr.shape[0] == 0:  # no rows: nothing to quantize, an empty product
+        return _empty_product(a_arr, b)
     s = _setup(a_arr, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits, rounding)
     with threads_for(s.fa.elements.size * s.fb.elements.shape[0]):  # M K N multiply-adds
         return _run(s, target)
+
+
+def _empty_product(a: np.ndarray, b) -> np.ndarray:
+    k_b, n = (b.elements.shape[1], b.elements.shape[0]) if isinstance(b, Factors) else _check_2d(b, "b").shape
+    if a.shape[1] != k_b:
+        raise ValueError(f"a has K = {a.shape[1]} columns but b has {k_b} rows; they must match")
+    return np.zeros((0, n))
 
 
 def dot(x, y, x_format, y_format, accumulator: str | Accumulator = "fp32", **kwargs) -> float:

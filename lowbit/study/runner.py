@@ -16,6 +16,8 @@ import contextlib
 import hashlib
 import json
 import numbers
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -120,19 +122,46 @@ def study_hash(study: Study) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@contextlib.contextmanager
+def _interrupts() -> Iterator[list]:
+    """Ctrl-C noted as well as raised. Python prints and drops a KeyboardInterrupt raised inside a
+    finalizer (`__del__`, which Numba's LLVM objects run at any moment), so there the handler only
+    notes it, and the caller raises it at its next point. Main thread only (signals go there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    noted: list[int] = []
+
+    def handler(signum, frame) -> None:
+        noted.append(signum)
+        while frame is not None:
+            if frame.f_code.co_name == "__del__":
+                return
+            frame = frame.f_back
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _rows(study: Study, todo: list[dict], cache: Path, workers: int, dask: bool, scheduler, progress: bool) -> dict:
     """Evaluate the points to do, caching each finished one at once; {point hash: row}."""
     rows = _dask(todo, workers, scheduler) if dask else _local(todo, workers)
     fresh: dict[str, dict] = {}
     # closing: a Ctrl-C or an error here stops the workers at once, not when the generator is collected
-    with contextlib.closing(rows), tqdm(total=len(todo), desc=study.name, unit="point",
-                                        disable=not progress or not todo) as bar:  # fmt: skip
+    with _interrupts() as noted, contextlib.closing(rows), tqdm(total=len(todo), desc=study.name, unit="point",
+                                                              disable=not progress or not todo) as bar:  # fmt: skip
         for row in rows:
             row = point_cache.plain_row(row)  # as a cache read gives it back: fresh and resumed tables are equal
             if row["status"] == "ok":
                 point_cache.write_entry(cache, row)
             fresh[row["point"]] = row
             bar.update()
+            if noted:  # a Ctrl-C that landed in a finalizer
+                raise KeyboardInterrupt
     return fresh
 
 

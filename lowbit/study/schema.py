@@ -13,7 +13,6 @@ import contextlib
 import enum
 import itertools
 import math
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,6 +32,7 @@ from pydantic import (
 
 from ..costmodel import Estimate, estimate, get_node
 from ..formats import AnyFormat, get_accumulator, get_format
+from ..lazy import FACTORY_FORM
 from ..simulator import Rounding
 from .datafiles import MissingTensorError, check_npy, check_safetensors, resolve_input
 from .errors import ECHO_CHARS, StudyError, clip, echo, error_message, error_path
@@ -261,10 +261,6 @@ class ModelWorkload(_Strict):
         "study has allocations)",
     )
     name: str | None = None
-
-
-# A torch workload's factory: a dotted module path, a colon, a function name (as entry points are written).
-FACTORY_FORM = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
 
 def _factory(value: str) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import simulator
-from ..formats import ScaledFormat, VectorCodebookFormat, get_format, parse_enum
+from ..formats import AnyFormat, ScaledFormat, VectorCodebookFormat, get_format, parse_enum
 from ..simulator import Rounding
 from .tensors import host_view, quantize
 
@@ -35,7 +35,7 @@ def _extreme_codes(spec) -> tuple[int, int]:
     return int(np.nanargmin(values)), int(np.nanargmax(values))
 
 
-def block_bounds(x: np.ndarray, fmt, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+def block_bounds(x: np.ndarray, fmt: AnyFormat | str, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """(lowest, highest) value each element's block can represent, shaped as x (float32): a scaled
     format decodes its extreme element codes with each block's scales; an element or codebook format
     has one range for all. NaN where the block holds NaN or Inf."""
@@ -60,7 +60,9 @@ def _inside(t: torch.Tensor, fmt, axis: int) -> torch.Tensor:
     x = host_view(t)
     x32 = np.asarray(x, np.float32)
     lo, hi = block_bounds(x32, fmt, axis)
-    return torch.from_numpy((x >= lo) & (x <= hi)).to(t.device)
+    # scaled formats compute in float32, so their input is compared as they round it
+    seen = x32 if isinstance(get_format(fmt), ScaledFormat) else x
+    return torch.from_numpy((seen >= lo) & (seen <= hi)).to(t.device)
 
 
 class _FakeQuantize(torch.autograd.Function):
@@ -78,7 +80,7 @@ class _FakeQuantize(torch.autograd.Function):
 
 def fake_quantize(
     t: torch.Tensor,
-    fmt,
+    fmt: AnyFormat | str,
     *,
     axis: int = -1,
     rounding: Rounding | str = "rne",
@@ -90,6 +92,7 @@ def fake_quantize(
     'ste' (default) or 'clipped_ste' (module docstring). Differentiable with respect to t only."""
     mode = parse_enum(Grad, grad, "grad")
     spec = get_format(fmt)
+    rounding = parse_enum(Rounding, rounding, "rounding")
     if mode is Grad.CLIPPED_STE and isinstance(spec, VectorCodebookFormat):
         raise ValueError(f"grad: clipped_ste bounds single values; vector codebook {spec.name!r} rounds vectors")
     return _FakeQuantize.apply(t, spec, axis, rounding, seed, mode)

@@ -71,52 +71,54 @@ class _EmulatedLinear(torch.autograd.Function):
     def forward(ctx, x, weight, wq, operand, rule):
         x2 = host_view(x).reshape(-1, x.shape[-1])
         y = simulator.matmul(x2, operand, rule.activation, None, rule.accumulator, rule.chunk)
-        xq = quantize(x, rule.activation, axis=-1).to(x.dtype)
+        # the backward's operands: quantized again only when a weight gradient needs them
+        xq = quantize(x, rule.activation, axis=-1).to(x.dtype) if ctx.needs_input_grad[1] else None
         ctx.save_for_backward(xq, wq)
-        return torch.from_numpy(y).reshape(*x.shape[:-1], -1).to(x.device)  # float64, as matmul gives
+        return torch.from_numpy(y).reshape(*x.shape[:-1], y.shape[1]).to(x.device)  # float64, as matmul gives
 
     @staticmethod
     def backward(ctx, g):
         xq, wq = ctx.saved_tensors
-        g = g.to(xq.dtype)
-        gx = g @ wq.to(g.dtype)
-        gw = g.reshape(-1, g.shape[-1]).T @ xq.reshape(-1, xq.shape[-1])
-        return gx, gw.to(wq.dtype), None, None, None
+        gx = (g.to(wq.dtype) @ wq) if ctx.needs_input_grad[0] else None
+        gw = None
+        if xq is not None:
+            gw = (g.to(xq.dtype).reshape(-1, g.shape[-1]).T @ xq.reshape(-1, xq.shape[-1])).to(wq.dtype)
+        return gx, gw, None, None, None
 
 
-class QuantLinear(nn.Module):
-    """An `nn.Linear` computing in a `Rule`'s formats (module docstring). `linear` is the original
-    module, whose parameters it uses and trains."""
+class QuantLinear(nn.Linear):
+    """An `nn.Linear` computing in a `Rule`'s formats (module docstring). It holds the original
+    layer's own `weight` and `bias` Parameters under the same names, so training updates them and
+    state_dict keys do not change; `unquantize_model` puts the original module back."""
 
     def __init__(self, linear: nn.Linear, rule: Rule):
-        super().__init__()
-        self.linear = linear
+        nn.Module.__init__(self)  # not nn.Linear's: the parameters are the original layer's
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight = linear.weight
+        self.register_parameter("bias", linear.bias)
         self.rule = rule
+        self.__dict__["original"] = linear  # kept out of the module tree (and of state_dict)
         self._cache: tuple | None = None  # (weight version key, quantized weight, matmul operand)
 
-    @property
-    def weight(self) -> nn.Parameter:
-        return self.linear.weight
-
-    @property
-    def bias(self) -> nn.Parameter | None:
-        return self.linear.bias
+    def refresh(self) -> None:
+        """Quantize the weight again at the next forward. Needed only after writing the weight in a
+        way its version counter does not see (through `.data`); optimizers need no call."""
+        self._cache = None
 
     def _quantized(self) -> tuple[torch.Tensor, object]:
-        w = self.linear.weight
+        w = self.weight
         key = (w._version, w.data_ptr(), tuple(w.shape), w.device)
         if self._cache is None or self._cache[0] != key:
-            fmt = self.rule.weight
-            wq = w.detach() if fmt is None else quantize(w, fmt, axis=-1).to(w.dtype)
-            operand = None
-            if self.rule.accumulator is not None:
-                operand = simulator.operand(host_view(w).T, fmt)
+            with torch.inference_mode(False):  # a cache made under inference_mode must still train
+                fmt = self.rule.weight
+                wq = w.detach() if fmt is None else quantize(w, fmt, axis=-1).to(w.dtype)
+                operand = None if self.rule.accumulator is None else simulator.operand(host_view(w).T, fmt)
             self._cache = (key, wq, operand)
         return self._cache[1], self._cache[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         wq, operand = self._quantized()
-        w = self.linear.weight
+        w = self.weight
         if self.rule.accumulator is not None:
             y = _EmulatedLinear.apply(x, w, wq, operand, self.rule)
             # the bias added in float64, then one rounding to x's dtype (as lowbit's NumPy models do)
@@ -128,7 +130,7 @@ class QuantLinear(nn.Module):
 
     def extra_repr(self) -> str:
         r = self.rule
-        parts = [f"in_features={self.linear.in_features}", f"out_features={self.linear.out_features}"]
+        parts = [f"in_features={self.in_features}", f"out_features={self.out_features}"]
         parts += [f"weight={_name(r.weight)}", f"activation={_name(r.activation)}"]
         if r.accumulator is not None:
             parts.append(f"accumulator={r.accumulator.label}" + (f", chunk={r.chunk}" if r.chunk else ""))
@@ -167,11 +169,13 @@ def quantize_model(model: nn.Module, rules: Mapping[str, object]) -> nn.Module:
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(rules, Mapping) or not rules:
         raise TypeError("rules must be a non-empty mapping {module-name pattern: Rule or format}")
+    if isinstance(model, nn.Linear):
+        raise TypeError("model: quantize_model swaps the layers inside a model; wrap a lone nn.Linear in a container")
     parsed = {str(p): _rule(v) for p, v in rules.items()}
     swaps = []
     for name, module in model.named_modules():
         rule = _matches(name, parsed) if name else None
-        if rule is None or isinstance(module, QuantLinear) or _inside_quantized(name, model):
+        if rule is None or isinstance(module, QuantLinear):
             continue
         if _unsupported(module):
             raise TypeError(
@@ -185,11 +189,6 @@ def quantize_model(model: nn.Module, rules: Mapping[str, object]) -> nn.Module:
     return model
 
 
-def _inside_quantized(name: str, model: nn.Module) -> bool:
-    parent = name.rpartition(".")[0]
-    return bool(parent) and isinstance(model.get_submodule(parent), QuantLinear)
-
-
 def _set(model: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, module)
@@ -199,18 +198,21 @@ def unquantize_model(model: nn.Module) -> nn.Module:
     """Put back the original `nn.Linear` of every `QuantLinear` (in place; returns model)."""
     for name, module in list(model.named_modules()):
         if isinstance(module, QuantLinear):
-            _set(model, name, module.linear)
+            _set(model, name, module.original)
     return model
 
 
 @dataclass(frozen=True)
 class LayerSummary:
+    """One linear layer in `summary`: its name, weight count, formats, accumulator, and stored bits per
+    weight (scale bits included, spread over the elements that share them; bits)."""
+
     name: str
     weights: int
     weight_format: str
     activation_format: str
     accumulator: str
-    bits_per_weight: float  # scale bits included, spread over the elements that share them
+    bits_per_weight: float
 
 
 def layer_summaries(model: nn.Module) -> list[LayerSummary]:
@@ -222,16 +224,11 @@ def layer_summaries(model: nn.Module) -> list[LayerSummary]:
             bits = r.weight.bits_per_element_in(tuple(w.shape), axis=1) if r.weight else 8.0 * w.element_size()
             acc = "float32 (torch)" if r.accumulator is None else r.accumulator.label
             rows.append(LayerSummary(name, w.numel(), _name(r.weight), _name(r.activation), acc, float(bits)))
-        elif isinstance(module, nn.Linear) and not isinstance(_parent(model, name), QuantLinear):
+        elif isinstance(module, nn.Linear):
             w = module.weight
             dtype = str(w.dtype).removeprefix("torch.")
             rows.append(LayerSummary(name, w.numel(), dtype, dtype, "float32 (torch)", 8.0 * w.element_size()))
     return rows
-
-
-def _parent(model: nn.Module, name: str) -> nn.Module | None:
-    parent = name.rpartition(".")[0]
-    return model.get_submodule(parent) if parent else None
 
 
 def summary(model: nn.Module) -> str:

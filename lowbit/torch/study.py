@@ -24,7 +24,6 @@ import copy
 import fnmatch
 import glob
 import importlib
-import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -34,12 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..lazy import FACTORY_FORM
 from ..models import linearity
 from ..models.fidelity import mean_cosine
 from .modules import Rule, quantize_model, unquantize_model
-
-# A dotted module path, a colon, a function name (the form of setuptools' entry points).
-FACTORY_FORM = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
 Metric = Callable[[np.ndarray], float]
 

@@ -9,9 +9,9 @@ absmean and TWN rules, per-tensor scales, stochastic rounding) and encode/decode
 pipeline on a host copy and return to the tensor's device.
 
 dtypes, the rule: float32 and float64 tensors behave as NumPy arrays of the same dtype (float64 element
-formats round from float64; block formats compute in float32). float16 and bfloat16 tensors are widened
-to float32, which is exact, and the result stays float32: narrowing it back would round a second time
-(block scales reach far past float16's range, and bfloat16 keeps 8 significant bits, too few for
+formats round from float64; block formats compute in float32). float16, bfloat16 and torch's float8
+tensors are widened to float32, which is exact, and the result stays float32: narrowing it back would
+round a second time (block scales reach far past float16's range, and bfloat16 keeps 8 significant bits, too few for
 float8_e5m2's neighbours scaled by a block). `fake_quantize` is where a model's dtype is kept.
 """
 
@@ -24,13 +24,11 @@ import torch
 from torch.nn import functional
 
 from .. import simulator
-from ..formats import ElementFormat, ScaledFormat, get_format, parse_enum
+from ..formats import AnyFormat, ElementFormat, ScaledFormat, TensorScale, get_format, parse_enum
 from ..lazy import numba_cuda
 from ..simulator import Encoded, Rounding, Target
 from ..simulator.host.blocks import device_rows_kernel, quantize_rows_device
 from ..simulator.host.inputs import check_axis, parse_target
-
-_WIDENED = (torch.float16, torch.bfloat16)
 
 
 def _check_tensor(t) -> torch.Tensor:
@@ -43,23 +41,29 @@ def _check_tensor(t) -> torch.Tensor:
     return t.detach().resolve_conj().resolve_neg()
 
 
+def _widened(t: torch.Tensor) -> torch.Tensor:
+    """float16, bfloat16 and torch's float8 types as float32, which holds them exactly."""
+    return t.float() if t.is_floating_point() and t.element_size() <= 2 else t
+
+
 def host_view(t: torch.Tensor) -> np.ndarray:
-    """A CPU tensor as a NumPy array sharing its memory (float16 and bfloat16 widened to float32)."""
-    t = _check_tensor(t)
-    if t.dtype in _WIDENED:
-        t = t.float()
-    return t.cpu().numpy()
+    """A CPU tensor as a NumPy array sharing its memory (floats of 16 bits or fewer widened to float32)."""
+    return _widened(_check_tensor(t)).cpu().numpy()
 
 
-def _element_on_device(t: torch.Tensor, fmt: ElementFormat, rounding, seed) -> torch.Tensor:
+def _stream(cuda, device: torch.device):
+    """torch's current stream on `device`, as a Numba stream."""
+    return cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
+
+
+def _element_on_device(t: torch.Tensor, fmt: ElementFormat, mode: Rounding, seed: int | None) -> torch.Tensor:
     cuda = numba_cuda()
-    x = t.float() if t.dtype in _WIDENED else t
+    x = _widened(t)
     if x.dtype not in (torch.float32, torch.float64):
         x = x.double()
     x = x.contiguous()
     with torch.cuda.device(x.device), cuda.gpus[x.device.index]:
-        stream = cuda.external_stream(torch.cuda.current_stream(x.device).cuda_stream)
-        out = simulator.quantize(cuda.as_cuda_array(x), fmt, rounding=rounding, seed=seed, stream=stream)
+        out = simulator.quantize(cuda.as_cuda_array(x), fmt, rounding=mode, seed=seed, stream=_stream(cuda, x.device))
         return torch.as_tensor(out, device=x.device)
 
 
@@ -72,12 +76,14 @@ def _rows(x: torch.Tensor, fmt: ScaledFormat, axis: int) -> tuple[torch.Tensor, 
     moved = x.movedim(axis, -1)
     length = moved.shape[-1]
     block = min(fmt.block or length, max(length, 1))
-    padded = functional.pad(moved, (0, (-length) % block))
+    pad = (-length) % block
+    padded = functional.pad(moved, (0, pad)) if pad else moved
     return padded.contiguous().reshape(-1, block), tuple(padded.shape), length
 
 
 def _finite_amax(x: torch.Tensor) -> float:
-    return float(torch.where(torch.isfinite(x), x.abs(), torch.zeros_like(x)).amax()) if x.numel() else 0.0
+    """The largest finite |x| (NVFP4's tensor scale needs it)."""
+    return float(torch.where(torch.isfinite(x), x.abs(), torch.zeros_like(x)).amax())
 
 
 def _blocks_on_device(t: torch.Tensor, fmt, mode: Rounding, axis: int) -> torch.Tensor | None:
@@ -86,53 +92,65 @@ def _blocks_on_device(t: torch.Tensor, fmt, mode: Rounding, axis: int) -> torch.
     A CPU tensor (target='cuda', also under the CUDA simulator) makes the trip to a device copy."""
     if not isinstance(fmt, ScaledFormat) or t.dim() == 0 or t.numel() == 0:
         return None
-    x = t.float()  # float16 and bfloat16 exactly; float64 and integers rounded once, as on the host
-    plan = device_rows_kernel(fmt, mode, _finite_amax(x))
+    x = t.float()  # floats of 16 bits or fewer exactly; float64 and integers rounded once, as on the host
+    plan = device_rows_kernel(fmt, mode, _finite_amax(x) if fmt.tensor_scale is TensorScale.NVFP4 else None)
     if plan is None:
         return None
     ax = axis % t.dim()
     rows, padded_shape, length = _rows(x, fmt, ax)
     cuda = numba_cuda()
     if t.is_cuda:
+        out = torch.empty_like(rows)
         with torch.cuda.device(t.device), cuda.gpus[t.device.index]:
-            stream = cuda.external_stream(torch.cuda.current_stream(t.device).cuda_stream)
-            out = torch.as_tensor(quantize_rows_device(cuda.as_cuda_array(rows), *plan, stream), device=t.device)
+            stream = _stream(cuda, t.device)
+            quantize_rows_device(cuda.as_cuda_array(rows), *plan, stream, cuda.as_cuda_array(out))
     else:
         out = torch.from_numpy(quantize_rows_device(cuda.to_device(rows.numpy()), *plan).copy_to_host())
-    out = out.clamp(-_FLT_MAX, _FLT_MAX)  # finite blocks saturate (NaN stays NaN), as on the host
+    out.clamp_(-_FLT_MAX, _FLT_MAX)  # finite blocks saturate (NaN stays NaN), as on the host
     return out.reshape(padded_shape)[..., :length].movedim(-1, ax)
 
 
 def quantize(
     t: torch.Tensor,
-    fmt,
+    fmt: AnyFormat | str,
     *,
     axis: int = -1,
     rounding: Rounding | str = "rne",
     seed: int | None = None,
-    target=None,
+    target: Target | str | None = None,
 ) -> torch.Tensor:
     """`t` rounded to `fmt`, on t's device: `lowbit.quantize` on a tensor (see there for the
     arguments). Gradients do not flow through it; `fake_quantize` is the differentiable form.
-    dtype: float32 and float64 as in NumPy; float16 and bfloat16 give float32 (module docstring).
-    target: for a CPU tensor, 'cuda' runs the CUDA kernels on a device copy (also under the CUDA
-    simulator); None runs CUDA tensors on their device and CPU tensors on the CPU."""
+    dtype: float32 and float64 as in NumPy; floats of 16 bits or fewer give float32 (module docstring).
+    target: None runs a CUDA tensor on its device and a CPU tensor on the CPU; 'cuda' runs a CPU
+    tensor through the CUDA kernels on a device copy (also under the CUDA simulator); 'cpu' runs a
+    CUDA tensor through the host pipeline."""
     t = _check_tensor(t)
     spec = get_format(fmt)
-    if t.is_cuda and isinstance(spec, ElementFormat):
-        return _element_on_device(t, spec, rounding, seed)
     mode = parse_enum(Rounding, rounding, "rounding")
-    if t.is_cuda or parse_target(target) is Target.CUDA:
-        check_axis(axis, t.dim())
-        on_device = _blocks_on_device(t, spec, mode, axis)
-        if on_device is not None:
-            return on_device
-    values = simulator.quantize(host_view(t), spec, axis=axis, rounding=rounding, seed=seed, target=target)
+    where = parse_target(target)
+    check_axis(axis, t.dim())
+    on_device = t.is_cuda and where is not Target.CPU
+    if on_device and isinstance(spec, ElementFormat):
+        return _element_on_device(t, spec, mode, seed)
+    if on_device or where is Target.CUDA:
+        blocks = _blocks_on_device(t, spec, mode, axis)
+        if blocks is not None:
+            return blocks
+    host_target = Target.CPU if t.is_cuda else where
+    values = simulator.quantize(host_view(t), spec, axis=axis, rounding=mode, seed=seed, target=host_target)
     return torch.from_numpy(np.asarray(values)).to(t.device)
 
 
-def encode(t: torch.Tensor, fmt, *, axis: int = -1, rounding: Rounding | str = "rne", seed: int | None = None,
-           nan: str = "raise") -> Encoded:  # fmt: skip
+def encode(
+    t: torch.Tensor,
+    fmt: AnyFormat | str,
+    *,
+    axis: int = -1,
+    rounding: Rounding | str = "rne",
+    seed: int | None = None,
+    nan: str = "raise",
+) -> Encoded:
     """`lowbit.encode` of a tensor: an Encoded whose codes and scales are tensors on t's device
     (codes uint8 or uint16 as in NumPy, scales their integer codes)."""
     t = _check_tensor(t)
@@ -140,7 +158,7 @@ def encode(t: torch.Tensor, fmt, *, axis: int = -1, rounding: Rounding | str = "
     return dataclasses.replace(enc, codes=_to(enc.codes, t.device), scales=_to(enc.scales, t.device))
 
 
-def decode(enc: Encoded, fmt=None) -> torch.Tensor:
+def decode(enc: Encoded | torch.Tensor, fmt: AnyFormat | str | None = None) -> torch.Tensor:
     """Values (float32) of an Encoded from `encode`, on the device of its codes; or of raw codes
     (a tensor) of an element or codebook format, `decode(codes, fmt)`."""
     if isinstance(enc, Encoded):

@@ -172,3 +172,25 @@ def test_pareto_front_by_hand():
     assert low.index.tolist() == [0]
     with pytest.raises(KeyError, match="no column 'area'"):
         pareto_front(df, "area", "acc")
+
+
+def test_a_ctrl_c_inside_a_finalizer_is_noted_not_lost():
+    # Python prints and drops a KeyboardInterrupt raised in __del__; the run's handler only notes it there,
+    # and raises it everywhere else
+    import signal
+    import sys
+
+    from lowbit.study.runner import _interrupts
+
+    class Finalized:
+        def __del__(self):  # the handler runs on this frame, as it would in a GC finalizer
+            seen.append(handler(signal.SIGINT, sys._getframe()))
+
+    seen = []
+    with _interrupts() as noted:
+        handler = signal.getsignal(signal.SIGINT)
+        Finalized()  # dropped at once: __del__ runs here
+        assert seen == [None] and noted == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):
+            handler(signal.SIGINT, sys._getframe())
+    assert signal.getsignal(signal.SIGINT) is not handler  # restored

@@ -8,7 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import lowbit  # noqa: E402
+from lowbit.formats import VectorCodebookFormat  # noqa: E402
 from lowbit.torch import fake_quantize  # noqa: E402
+from lowbit.torch import quantize as lt_quantize  # noqa: E402
 
 
 def _grad(x: torch.Tensor, fmt, upstream: torch.Tensor | None = None, **kw) -> torch.Tensor:
@@ -106,7 +108,21 @@ def test_bad_arguments_are_named():
         fake_quantize(x, "mxfp4", grad="sideways")
     with pytest.raises(ValueError, match="format"):
         fake_quantize(x, "not_a_format")
-    vq = next((n for n in lowbit.formats.known_names() if "vq" in n or "e8p" in n), None)
-    if vq is not None and isinstance(lowbit.get_format(vq), lowbit.formats.VectorCodebookFormat):
-        with pytest.raises(ValueError, match="clipped_ste"):
-            fake_quantize(torch.ones(64), vq, grad="clipped_ste")
+    vq = [n for n in lowbit.formats.known_names() if isinstance(lowbit.get_format(n), VectorCodebookFormat)]
+    assert vq, "the catalog has no vector codebook: this check would test nothing"
+    with pytest.raises(ValueError, match="clipped_ste"):
+        fake_quantize(torch.ones(64), vq[0], grad="clipped_ste")
+
+
+def test_clipped_ste_float64_input_is_compared_as_float32():
+    # MXFP4 computes in float32: 384 + 1e-9 rounds to 384.0f, inside the block's bound 384, so it is
+    # neither clipped in the forward pass nor denied its gradient
+    x = torch.zeros(32, dtype=torch.float64)
+    x[0], x[1] = 500.0, 384.0 + 1e-9
+    g = _grad(x, "mxfp4", grad="clipped_ste")
+    assert g[0] == 0 and g[1] == 1
+
+
+def test_float8_tensors_are_widened_exactly():
+    x = torch.tensor([0.5, -3.0, 448.0, 0.001953125]).to(torch.float8_e4m3fn)
+    assert torch.equal(fake_quantize(x.float(), "float4_e2m1fn"), lt_quantize(x, "float4_e2m1fn"))

@@ -145,3 +145,65 @@ def test_rule_errors():
         quantize_model(_mlp(), {})
     with pytest.raises(TypeError, match="model"):
         quantize_model("not a model", {"*": "mxfp4"})
+
+
+def test_state_dict_keys_and_values_do_not_change():
+    model = _mlp()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    quantize_model(model, {"*": Rule("mxfp4", "mxfp8_e4m3", "fp32")})
+    after = model.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(after[k], before[k]) for k in before)
+    fresh = _mlp(seed=5)
+    quantize_model(fresh, {"*": "nf4"}).load_state_dict(before)  # a float checkpoint loads as it is
+    assert torch.equal(fresh[0].weight, before["0.weight"])
+
+
+def test_a_cache_made_under_inference_mode_still_trains():
+    model = quantize_model(_mlp(), {"0": Rule("mxfp4", "mxfp8_e4m3", "fp32")})
+    with torch.inference_mode():
+        model(_x(2, 64))
+    model(_x(4, 64)).sum().backward()
+    assert model[0].weight.grad is not None
+
+
+def test_refresh_after_writing_through_data():
+    model = quantize_model(_mlp(), {"0": "mxfp4"})
+    x = _x(3, 64)
+    model[0](x)
+    model[0].weight.data.mul_(0.5)  # invisible to the version counter
+    model[0].refresh()
+    w = model[0].weight.detach().numpy()
+    expected = torch.nn.functional.linear(x, torch.from_numpy(lowbit.quantize(w, "mxfp4", axis=1)), model[0].bias)
+    assert torch.equal(model[0](x), expected)
+
+
+def test_emulated_backward_values():
+    # the backward of the emulated product is that of x_q @ W_q^T in float32 (straight through)
+    model = quantize_model(_mlp(), {"0": Rule("mxfp4", "mxfp8_e4m3", "fp16")})
+    x = _x(5, 64).requires_grad_(True)
+    g = _x(5, 32, seed=9)
+    model[0](x).backward(g)
+    w = model[0].weight.detach().numpy()
+    wq = torch.from_numpy(lowbit.quantize(w, "mxfp4", axis=1))
+    xq = torch.from_numpy(lowbit.quantize(x.detach().numpy(), "mxfp8_e4m3", axis=1))
+    assert torch.allclose(x.grad, g @ wq, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(model[0].weight.grad, g.T @ xq, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(model[0].bias.grad, g.sum(0), rtol=1e-6, atol=1e-6)  # summed in float64
+
+
+def test_float64_without_bias_is_matmul_exactly():
+    # no bias and float64 input: the layer's output is matmul's float64 result itself, every bit
+    layer = nn.Linear(64, 16, bias=False).double()
+    model = quantize_model(nn.Sequential(layer), {"0": Rule("int4", "int8", "int32")})
+    x = torch.round(_x(6, 64).double() * 40)  # integers beyond int8 are clipped by the format
+    y = model[0](x)
+    expected = simulator.matmul(x.numpy(), layer.weight.detach().numpy().T, "int8", "int4", "int32")
+    assert y.dtype == torch.float64 and np.array_equal(y.detach().numpy(), expected)
+
+
+def test_empty_batch_and_lone_linear():
+    model = quantize_model(_mlp(), {"0": Rule("mxfp4", "mxfp8_e4m3", "fp32")})
+    assert model[0](torch.zeros(0, 64)).shape == (0, 32)
+    with pytest.raises(TypeError, match="wrap a lone nn.Linear"):
+        quantize_model(nn.Linear(4, 2), {"*": "mxfp4"})

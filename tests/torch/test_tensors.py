@@ -370,14 +370,15 @@ def _cpu_encoded(enc):
 
 @pytest.mark.skipif(not GPU, reason="needs a CUDA GPU and NUMBA_ENABLE_CUDASIM=0 (scripts/gpu_check.sh)")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
-def test_cuda_side_stream_and_dtypes(dtype):
+@pytest.mark.parametrize("fmt", ["float8_e4m3fn", "mxfp4", "nvfp4"])  # the element and the block device paths
+def test_cuda_side_stream_and_dtypes(dtype, fmt):
     """On a non-default stream, ordered after work queued on it (the kernels run on torch's current stream)."""
     x = torch.from_numpy(_random(64, seed=13))
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream):
         t = (x.cuda(non_blocking=True) * 3).to(dtype)  # queued on the side stream, not yet done
-        got = lt.quantize(t, "float8_e4m3fn")
+        got = lt.quantize(t, fmt)
         got_t = t.cpu()
     stream.synchronize()
-    want = lowbit.quantize(tensors.host_view(got_t), "float8_e4m3fn")
+    want = lowbit.quantize(tensors.host_view(got_t), fmt)
     _assert_same_values(got.cpu(), want)

@@ -279,12 +279,12 @@ def device_rows_kernel(fmt: ScaledFormat, mode: Rounding, tensor_amax: float | N
     return "absmax", _absmax_args(fmt, 0, F32(1))
 
 
-def quantize_rows_device(rows, kernel: str, args: tuple, stream=0):
+def quantize_rows_device(rows, kernel: str, args: tuple, stream=0, out=None):
     """Values of float32 rows already on the device (a C-contiguous (blocks, block) device array),
-    by `device_rows_kernel`'s kernel, as a new device array: every copy and launch on `stream`.
-    Finite blocks whose values pass float32's range come back as +-Inf; the caller clamps them to
-    +-FLT_MAX (`saturate` does the same on the host)."""
-    out = device_array(rows.shape, np.float32, stream)
+    by `device_rows_kernel`'s kernel, into `out` (a device array of rows' shape; None: a new one),
+    every copy and launch on `stream`. Finite blocks whose values pass float32's range come back as
+    +-Inf; the caller clamps them to +-FLT_MAX (`saturate` does the same on the host)."""
+    out = device_array(rows.shape, np.float32, stream) if out is None else out
     scales = device_array(rows.shape[0], np.float32, stream)
     moved = tuple(to_device(a, stream) if isinstance(a, np.ndarray) else a for a in args)
     launch_on_device(kernel, rows.shape[0], rows, rows.view(np.int32), *moved, out, scales, stream=stream)
