@@ -35,6 +35,7 @@ ROOMS = {
     "lowbit.simulator.kernels": Room(2, "simulator", 0),
     "lowbit.simulator.host": Room(2, "simulator", 1),
     "lowbit.simulator.gemm": Room(2, "simulator", 2),
+    "lowbit.simulator.matrix_engines": Room(2, "simulator", 2),
     "lowbit.simulator.reference": Room(2, "simulator", 2),
     "lowbit.simulator": Room(2, "simulator", 3),
     "lowbit.costmodel": Room(2, "costmodel"),

@@ -3,6 +3,7 @@
 from .accumulator import Accumulator, AccumulatorKind, get_accumulator
 from .catalog import ALIASES, AnyFormat, Catalog, catalog
 from .codebook import CodebookFormat, VectorCodebookFormat
+from .engines import Algorithm, Arch, EngineProfile, Normalization, OperandType, SumRounding, get_engine
 from .enums import parse_enum
 from .grid import GridFormat
 from .names import get_format, known_names
@@ -11,6 +12,13 @@ from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Speci
 
 __all__ = [
     "ALIASES",
+    "Algorithm",
+    "Arch",
+    "EngineProfile",
+    "Normalization",
+    "OperandType",
+    "SumRounding",
+    "get_engine",
     "Accumulator",
     "AccumulatorKind",
     "get_accumulator",

@@ -5,6 +5,7 @@
 - `host`: the API of every format family (quantize, encode, decode), input checks, scale rules,
   the block pipeline, packing and the Hadamard transform;
 - `gemm`: dot-product and GEMM emulation;
+- `matrix_engines`: `mma`, one tensor-core or matrix-core instruction, bit-exact (MMA-Sim's algorithms);
 - `reference`: the slow, obvious oracle the kernels are tested against.
 """
 
@@ -15,6 +16,7 @@ from .host.transforms import hadamard
 from .kernels.dispatch import Target
 from .kernels.params import NanPolicy
 from .kernels.rounding import Rounding
+from .matrix_engines import engines, mma
 
 __all__ = [
     "BitOrder",
@@ -29,9 +31,11 @@ __all__ = [
     "decode",
     "dot",
     "encode",
+    "engines",
     "hadamard",
     "matmul",
     "matmul_error",
+    "mma",
     "operand",
     "pack_codes",
     "quantize",
