@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import ml_dtypes
 import numpy as np
+import pytest
 
 from lowbit.formats import Family, FloatFormat, IntFormat, catalog
+from lowbit.models import load_minilm
 
 FLOAT_NAMES = catalog.family(Family.FLOAT)
 INT_NAMES = catalog.family(Family.INT)
@@ -65,3 +69,13 @@ def random_f32(n: int, seed: int = 0) -> np.ndarray:
 
 def all_float16() -> np.ndarray:
     return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+
+
+def minilm_or_skip():
+    """The packaged MiniLM; a missing `models` extra skips, except under CI=true, where it fails."""
+    try:
+        return load_minilm()
+    except ImportError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the models extra is missing: {err}")
+        pytest.skip(str(err))

@@ -99,17 +99,27 @@ class MiniLM:
         """L2-normalised mean-pooled embeddings (len(sentences), 384), float32."""
         out = []
         for s in range(0, len(sentences), batch):
-            encoded = [self.tokenizer.encode(t) for t in sentences[s : s + batch]]
-            length = max(len(e) for e in encoded)
-            ids = np.zeros((len(encoded), length), np.int64)
-            mask = np.zeros((len(encoded), length), np.float32)
-            for j, e in enumerate(encoded):
-                ids[j, : len(e)] = e
-                mask[j, : len(e)] = 1
-            h = self._hidden(ids, mask, linear)
-            pooled = (h * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-            out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
+            ids, mask = batch_inputs(self.tokenizer, sentences[s : s + batch])
+            out.append(pool(self._hidden(ids, mask, linear), mask))
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.config["hidden_size"]), np.float32)
+
+
+def batch_inputs(tokenizer: WordPiece, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids (int64) zero-padded to the longest sentence, and the float32 mask (1 on real tokens)."""
+    encoded = [tokenizer.encode(t) for t in sentences]
+    length = max(len(e) for e in encoded)
+    ids = np.zeros((len(encoded), length), np.int64)
+    mask = np.zeros((len(encoded), length), np.float32)
+    for j, e in enumerate(encoded):
+        ids[j, : len(e)] = e
+        mask[j, : len(e)] = 1
+    return ids, mask
+
+
+def pool(h: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of the hidden states over the real tokens, then L2 normalisation (the floors guard empty rows)."""
+    pooled = (h * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
 @functools.cache

@@ -131,6 +131,17 @@ def allocation_row(allocation: Allocation, specs: list[FormatSpec], w: ModelWork
     chosen = linearity.allocate(sens, options, allocation.budget)
     weights = {layer: weight_format(by_name[name]) for layer, name in chosen.items()}
     ref, emb, n = _embed(w, weights)
+    row, shares = allocation_columns(allocation, by_name, options, sens, chosen)
+    return {**row, "shape": f"{n} sentences", **_metrics(metrics, ref, emb)}, shares
+
+
+def allocation_columns(
+    allocation: Allocation, by_name: dict[str, FormatSpec], options: dict, sens: linearity.Sensitivities,
+    chosen: dict[str, str],
+) -> tuple[dict, dict]:  # fmt: skip
+    """An allocation row's columns that do not depend on the model (identity, the formats' shares, bits,
+    the assignment and the predicted fidelity), and the share of the weights (so of the MACs) in each
+    format, {format spec JSON: share}, for the cost columns. Model and torch workloads share it."""
     sizes = dict(zip(sens.names, sens.sizes, strict=True))
     share = Counter()
     for layer, name in chosen.items():
@@ -143,10 +154,8 @@ def allocation_row(allocation: Allocation, specs: list[FormatSpec], w: ModelWork
         "bits": max(int(weight_format(s).bits) for s in used),
         BITS_PER_ELEMENT.name: linearity.average_bits(sens, chosen, bits),
         "assignment": json.dumps(chosen),
-        "shape": f"{n} sentences",
         "predicted_fidelity": linearity.predict(
             sens, {layer: options[name][1][layer] for layer, name in chosen.items()}
         ),
-        **_metrics(metrics, ref, emb),
     }
     return row, {by_name[name].model_dump_json(): float(v) for name, v in share.items()}

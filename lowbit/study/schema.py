@@ -244,6 +244,10 @@ class Gemm(_Strict):
     name: str | None = None
 
 
+# Relative sizes of the Gaussian noise that measures each layer's sensitivity (when the study has allocations).
+Noise = Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)]
+
+
 class ModelWorkload(_Strict):
     """A real model (all-MiniLM-L6-v2) whose linear layers' weights take the format, on the first
     `sentences` of lowbit's fidelity sentences; `activations` (a format) quantizes the layers' inputs
@@ -254,12 +258,7 @@ class ModelWorkload(_Strict):
     sentences: int = Field(default=240, ge=2, le=240)
     activations: FormatName | None = None
     accumulator: AccumulatorName = "fp32"
-    noise: list[Annotated[float, Field(gt=0, le=1)]] = Field(
-        default=[0.05, 0.1],
-        min_length=1,
-        description="relative sizes of the Gaussian noise that measures each layer's sensitivity (when the "
-        "study has allocations)",
-    )
+    noise: Noise = [0.05, 0.1]
     name: str | None = None
 
 
@@ -285,12 +284,7 @@ class TorchWorkload(_Strict):
     activations: FormatName | None = None
     accumulator: AccumulatorName | None = None
     chunk: int | None = Field(default=None, ge=1)
-    noise: list[Annotated[float, Field(gt=0, le=1)]] = Field(
-        default=[0.05, 0.1],
-        min_length=1,
-        description="relative sizes of the Gaussian noise that measures each layer's sensitivity (when the "
-        "study has allocations)",
-    )
+    noise: Noise = [0.05, 0.1]
     name: str | None = None
 
     @field_validator("accumulator")

@@ -14,16 +14,14 @@ sys.path, in whichever process evaluates the point.
 from __future__ import annotations
 
 import functools
-import json
 import math
-from collections import Counter
 from types import ModuleType
 
 import numpy as np
 
 from ..lazy import torch_adapter
 from ..models import linearity
-from .model_points import allocation_identity, weight_format
+from .model_points import allocation_columns, weight_format
 from .schema import Allocation, FormatSpec, Predictor, TorchWorkload
 from .store import BITS_PER_ELEMENT, WorkloadKind, metric_columns
 
@@ -150,22 +148,5 @@ def allocation_row(allocation: Allocation, specs: list[FormatSpec], w: TorchWork
     chosen = linearity.allocate(sens, options, allocation.budget)
     rules = {layer: _rule(w, weight_format(by_name[name])) for layer, name in chosen.items()}
     out = _outputs(w, base, _study().layer_rules(rules, w.layers))
-    sizes = dict(zip(sens.names, sens.sizes, strict=True))
-    share = Counter()
-    for layer, name in chosen.items():
-        share[name] += sizes[layer] / sens.sizes.sum()
-    bits = {name: options[name][0] for name in by_name}
-    used = [by_name[name] for name in share]
-    row = {
-        **allocation_identity(allocation),
-        "element": ", ".join(f"{name} {share[name]:.0%}" for name in sorted(share, key=lambda k: -share[k])),
-        "bits": max(int(weight_format(s).bits) for s in used),
-        BITS_PER_ELEMENT.name: linearity.average_bits(sens, chosen, bits),
-        "assignment": json.dumps(chosen),
-        "shape": f"{out.shape[0]} samples",
-        "predicted_fidelity": linearity.predict(
-            sens, {layer: options[name][1][layer] for layer, name in chosen.items()}
-        ),
-        **_metrics(metrics, w, base, out),
-    }
-    return row, {by_name[name].model_dump_json(): float(v) for name, v in share.items()}
+    row, shares = allocation_columns(allocation, by_name, options, sens, chosen)
+    return {**row, "shape": f"{out.shape[0]} samples", **_metrics(metrics, w, base, out)}, shares

@@ -23,7 +23,7 @@ import torch
 from transformers import BertModel
 
 from ..models.fidelity import mean_cosine, retrieval_agreement
-from ..models.minilm import model_dir
+from ..models.minilm import batch_inputs, model_dir, pool
 from ..models.tokenizer import WordPiece
 
 
@@ -65,24 +65,6 @@ def tokenizer_for(path: str | Path | None = None) -> WordPiece:
     return WordPiece(root / "vocab.txt", st.get("max_seq_length", 256))
 
 
-def _batch_inputs(tokenizer: WordPiece, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids (int64) zero-padded to the longest sentence, and the float32 mask (1 on real tokens)."""
-    encoded = [tokenizer.encode(t) for t in sentences]
-    length = max(len(e) for e in encoded)
-    ids = np.zeros((len(encoded), length), np.int64)
-    mask = np.zeros((len(encoded), length), np.float32)
-    for j, e in enumerate(encoded):
-        ids[j, : len(e)] = e
-        mask[j, : len(e)] = 1
-    return ids, mask
-
-
-def _pool(h: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean over the real tokens, then L2 normalisation; the floors guard empty rows, as in `MiniLM.embed`."""
-    pooled = (h * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-
-
 def embed(model: BertModel, sentences: list[str], batch: int = 32, *, tokenizer: WordPiece | None = None) -> np.ndarray:
     """L2-normalised mean-pooled embeddings (len(sentences), hidden size), float32, as `MiniLM.embed`.
 
@@ -95,13 +77,13 @@ def embed(model: BertModel, sentences: list[str], batch: int = 32, *, tokenizer:
     out = []
     with torch.inference_mode():
         for s in range(0, len(sentences), batch):
-            ids, mask = _batch_inputs(tok, sentences[s : s + batch])
+            ids, mask = batch_inputs(tok, sentences[s : s + batch])
             hidden = model(
                 input_ids=torch.from_numpy(ids).to(device),
                 attention_mask=torch.from_numpy(mask).to(device),
                 token_type_ids=torch.zeros(ids.shape, dtype=torch.int64, device=device),
             ).last_hidden_state
-            out.append(_pool(hidden.float().cpu().numpy(), mask))
+            out.append(pool(hidden.float().cpu().numpy(), mask))
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.config.hidden_size), np.float32)
 
 

@@ -55,3 +55,16 @@ def pytest_pycollect_makemodule(module_path, parent):
     if error is None:
         return None
     return _ModuleWithoutTorch.from_parent(parent, path=module_path, error=error)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module, then the caller's setting back: the products in these tests are
+    small, and on a busy two-core machine torch's pool waits on itself (a 48-sentence MiniLM forward pass
+    measured 0.2 s on one thread and 2 s on two)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,6 +10,8 @@ import socket
 import numpy as np
 import pytest
 
+from ..helpers import minilm_or_skip
+
 torch = pytest.importorskip("torch")
 try:
     import transformers  # noqa: F401
@@ -18,7 +20,6 @@ except ImportError as err:  # the torch extra brings it: skip without it, except
         raise ImportError(f"CI=true but transformers (torch extra) is missing: {err}") from err
     pytest.skip(f"transformers is not installed ({err}); install lowbit[torch]", allow_module_level=True)
 
-from lowbit.models import load_minilm  # noqa: E402
 from lowbit.models.fidelity import mean_cosine, quantized_linear, retrieval_agreement, sentences  # noqa: E402
 from lowbit.torch import QuantLinear, quantize_model  # noqa: E402
 from lowbit.torch.minilm import Fidelity, embed, encoder_rules, fidelity, load_hf_minilm  # noqa: E402
@@ -29,24 +30,13 @@ FORMATS = ["nf4", "mxfp4", "nvfp4", "int4_g128", "bitnet_b158"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """These products are small; on a busy two-core machine torch's thread pool waits on itself (a
-    48-sentence forward pass measured 0.2 s on one thread, 2 s on two), so run on one, then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test here on one torch thread (conftest's fixture)."""
 
 
 @pytest.fixture(scope="module")
 def numpy_minilm():
-    """lowbit's NumPy model; a missing `models` extra skips, except under CI=true, where it fails."""
-    try:
-        return load_minilm()
-    except ImportError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the models extra is missing: {err}")
-        pytest.skip(str(err))
+    return minilm_or_skip()
 
 
 @pytest.fixture(scope="module")

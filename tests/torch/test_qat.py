@@ -16,22 +16,13 @@ REDUCED = {"bits": (1, 2, 4), "float_epochs": 20, "qat_epochs": 10}
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    # Matrices of 128 x 256 run fastest on one thread; restore the caller's setting afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def digits():
     d = datasets.load_digits()
     return model_selection.train_test_split(d.data / 16.0, d.target, test_size=0.3, random_state=0, stratify=d.target)
 
 
 @pytest.fixture(scope="module")
-def rows(digits, one_thread):
+def rows(digits, one_torch_thread):
     x_train, x_test, y_train, y_test = digits
     return {row.bits: row for row in run_qat(x_train, y_train, x_test, y_test, **REDUCED)}
 
@@ -72,7 +63,7 @@ def test_weight_error_falls_with_bits(rows):
     assert rows[4.0].baseline_format == "lsq_int4" and rows[4.0].relmse_baseline <= rows[4.0].relmse_init
 
 
-def test_deterministic(digits, one_thread):
+def test_deterministic(digits, one_torch_thread):
     x_train, x_test, y_train, y_test = digits
     small = {"bits": (2,), "hidden": (32,), "float_epochs": 2, "qat_epochs": 2, "control": False}
     first = run_qat(x_train, y_train, x_test, y_test, seed=5, **small)
