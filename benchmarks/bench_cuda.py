@@ -2,8 +2,8 @@
 
 Needs a CUDA GPU (not the simulator); without one it says so and exits. Each quantize row: lowbit.quantize
 of a 2^26-element float32 device array (elements in and out on the device) against a device-to-device copy of
-the same array measured beside it. The GEMM rows: lowbit.simulator.matmul with target='cuda' against a
-float32 matmul on the device (CuPy when installed, else the host's NumPy).
+the same array measured beside it. The GEMM rows (matrix engines too): lowbit.simulator.matmul with
+target='cuda' against a float32 matmul on the device (CuPy when installed, else the host's NumPy).
 Run: python benchmarks/bench_cuda.py [--n-log2 26] [--size 1024] [--repeat 5]
 """
 
@@ -21,6 +21,10 @@ from lowbit.simulator import matmul
 
 ELEMENT_FORMATS = ("float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "int8", "bfloat16")
 BLOCK_FORMATS = ("mxfp4", "mxfp8_e4m3", "nvfp4", "nf4")
+ENGINES = (  # matrix-engine GEMMs (matmul(..., engine=...)) on the device
+    ("float8_e4m3fn", "hopper", "wgmma.m64n256k32.f32.e4m3.e4m3"),
+    ("nvfp4", "rtx_blackwell", "mma.m16n8k64.mxf4nvf4.block16.f32.e2m1.e2m1.f32.ue4m3"),
+)
 
 
 def main() -> None:
@@ -78,6 +82,10 @@ def main() -> None:
     for fa, acc in (("mxfp4", "fp32"), ("nvfp4", "fp32"), ("float8_e4m3fn", "fp16"), ("int8", "int32")):
         t = best_seconds(lambda fa=fa, acc=acc: matmul(a, b, fa, fa, acc, target="cuda"), args.repeat)
         print(f"{fa} x {fa} | {acc} | {m**3 / t / 1e9:.3f} | {m**3 / ref / 1e9:.1f} | {ref / t:.4f}")
+    for fa, arch, instruction in ENGINES:
+        engine = (arch, instruction)
+        t = best_seconds(lambda fa=fa, e=engine: matmul(a, b, fa, fa, engine=e, target="cuda"), args.repeat)
+        print(f"{fa} x {fa} | {arch} {instruction} | {m**3 / t / 1e9:.3f} | {m**3 / ref / 1e9:.1f} | {ref / t:.4f}")
     sys.stdout.flush()
 
 

@@ -36,6 +36,7 @@ ROOMS = {
     "lowbit.simulator.host": Room(2, "simulator", 1),
     "lowbit.simulator.gemm": Room(2, "simulator", 2),
     "lowbit.simulator.matrix_engines": Room(2, "simulator", 2),
+    "lowbit.simulator.engine_gemm": Room(2, "simulator", 2),
     "lowbit.simulator.reference": Room(2, "simulator", 2),
     "lowbit.simulator": Room(2, "simulator", 3),
     "lowbit.costmodel": Room(2, "costmodel"),

@@ -23,6 +23,16 @@ class Component:
     energy_pj_per_mac: float
 
 
+def breakdown_lines(components, area_um2: float) -> list[str]:
+    """A cost breakdown as text lines: each component's area (um^2), energy (pJ/MAC) and share of the area."""
+    width = max(len(c.name) for c in components)
+    lines = [f"{'component'.ljust(width)}  {'area um^2':>10}  {'pJ/MAC':>9}  {'area %':>6}"]
+    for c in components:
+        share = 100 * c.area_um2 / area_um2 if area_um2 else 0.0
+        lines.append(f"{c.name.ljust(width)}  {c.area_um2:10.2f}  {c.energy_pj_per_mac:9.5f}  {share:6.1f}")
+    return lines
+
+
 @dataclass(frozen=True)
 class Memory:
     """Energy of moving one element of each operand (scales included, from bits per element):
@@ -87,11 +97,7 @@ class Estimate:
             f"{self.area_per_lane_um2:.2f} um^2 per lane; energy {self.energy_pj_per_mac:.4f} pJ per MAC",
             "",
         ]
-        width = max(len(c.name) for c in self.components)
-        lines.append(f"{'component'.ljust(width)}  {'area um^2':>10}  {'pJ/MAC':>9}  {'area %':>6}")
-        for c in self.components:
-            share = 100 * c.area_um2 / self.area_um2 if self.area_um2 else 0.0
-            lines.append(f"{c.name.ljust(width)}  {c.area_um2:10.2f}  {c.energy_pj_per_mac:9.5f}  {share:6.1f}")
+        lines += breakdown_lines(self.components, self.area_um2)
         m = self.memory
         lines.append("")
         lines.append("memory per element:")

@@ -41,6 +41,7 @@ def layout(root: Path) -> html.Div:
         html.H4("Pareto front"),
         dash_table.DataTable(id=ids.FRONT_TABLE, page_size=12, style_table={"overflowX": "auto"}),
         dcc.Graph(id=ids.LINEARITY, style={"display": "none"}),
+        dcc.Graph(id=ids.ENGINES, style={"display": "none"}),
         html.H3("Format designer"),
         html.Div([html.Div([html.Label("element (eXmY, intN, or a name)"),
                             dcc.Input(id=ids.DESIGN_ELEMENT, value="e2m1", type="text")]),
@@ -88,6 +89,13 @@ def _register(app: dash.Dash, root: Path) -> None:
                   [Input(ids.TABLE, "value"), Input(ids.WORKLOAD, "value")])  # fmt: skip
     def _linearity(table, workload):
         return views.linearity_view(root, table, workload)
+
+    @app.callback([Output(ids.ENGINES, "figure"), Output(ids.ENGINES, "style")],
+                  [Input(ids.TABLE, "value"), Input(ids.WORKLOAD, "value"), Input(ids.METRIC, "value"),
+                   Input(ids.COST, "value"), Input(ids.FAMILY, "value"), Input(ids.ELEMENT, "value"),
+                   Input(ids.BLOCK, "value"), Input(ids.SCALE, "value")])  # fmt: skip
+    def _engines(table, workload, metric, cost, family, element, block, scale):
+        return views.engine_view(root, table, workload, metric, cost, _filters(family, element, block, scale))
 
     @app.callback([Output(ids.DETAIL_TITLE, "children"), Output(ids.GRID, "figure"), Output(ids.ERROR_MAG, "figure"),
                    Output(ids.ERROR_HIST, "figure"), Output(ids.BREAKDOWN, "figure")],

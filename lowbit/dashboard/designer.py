@@ -13,7 +13,7 @@ import numpy as np
 
 from ..formats import AnyFormat, ScaledFormat, ScaleRule, get_format, parse_enum
 from ..study.schema import Cost
-from ..study.store import WorkloadKind, cost_column, metric_of, storage_bits
+from ..study.store import BITS_PER_ELEMENT, WorkloadKind, cost_column, engine_unit_columns, metric_of, storage_bits
 
 SCALES = ["e8m0", "e4m3", "ue5m3", "fp16", "bf16", "fp32"]  # the designer's scale formats (fp32: exact)
 DESIGN_BLOCK_MAX = 4096  # the designer's largest block (elements); 0 means no block scale
@@ -91,9 +91,11 @@ def design_cost(fmt: AnyFormat, column: str, shape: tuple[int, int], cost: Cost)
     col = cost_column(column)
     if col is None:
         return math.nan
-    if col.of_estimate is None:
+    if col is BITS_PER_ELEMENT:
         return storage_bits(fmt, shape)
-    return col.of_estimate(cost.estimate(fmt, shape[-1]))
+    if cost.engine is not None and col.name in (priced := engine_unit_columns(cost.engine_cost())):
+        return priced[col.name]  # the engine's datapath is the unit, whatever the format
+    return col.of_estimate(cost.estimate(fmt, shape[-1])) if col.of_estimate else math.nan
 
 
 def design_accuracy(metric: str | None, x: np.ndarray, q: np.ndarray) -> float:

@@ -8,10 +8,21 @@ import plotly.graph_objects as go
 
 from ..study import pareto_front
 from ..study.reports import linearity_rows, pearson
-from ..study.store import BITS_PER_ELEMENT, column_label, higher_is_better, log_axis, overflow_note, overflowed
+from ..study.store import (
+    BITS_PER_ELEMENT,
+    ENGINE,
+    ENGINE_AREA,
+    column_label,
+    engine_points,
+    higher_is_better,
+    log_axis,
+    metric_of,
+    overflow_note,
+    overflowed,
+)
 
 HOVER_COLUMNS = ("format", "family", "element", "bits", "block", "scale", "rule", "asymmetric", "tensor_scale")
-HOVER_COLUMNS += ("rounding", "hadamard", BITS_PER_ELEMENT.name, "workload")
+HOVER_COLUMNS += ("rounding", "hadamard", BITS_PER_ELEMENT.name, "workload", ENGINE)
 SVG_LIMIT = 5000  # above this many points the scatter draws on a WebGL canvas
 
 
@@ -59,6 +70,19 @@ def pareto_figure(df: pd.DataFrame, x: str, y: str, candidates: list[dict] | Non
         fig.update_yaxes(type="log")
     if log_axis(x):
         fig.update_xaxes(type="log")
+    return fig
+
+
+def engine_pareto_figure(df: pd.DataFrame, metric: str, cost: str = ENGINE_AREA.name) -> go.Figure:
+    """A table's GEMM `metric` (its name, or one of its engine columns) on every engine against each
+    engine's cost (`cost`: engine_area_um2, engine_energy_pj_per_mac or fraction_bits): one point per
+    row and engine (`lowbit.study.store.engine_points`), and their Pareto front."""
+    points = engine_points(df, metric)
+    base = metric_of(metric).name  # engine_points has refused anything but a GEMM metric
+    points = points[np.isfinite(pd.to_numeric(points[base], errors="coerce"))
+                    & np.isfinite(pd.to_numeric(points[cost], errors="coerce"))]  # fmt: skip
+    fig = pareto_figure(points, cost, base)
+    fig.update_layout(title=f"{column_label(base)} on {points[ENGINE].nunique()} engine settings")
     return fig
 
 

@@ -13,7 +13,18 @@ from ..simulator import quantize
 from ..study.replay import SAMPLE_ELEMENTS, SAMPLE_ROWS, data_shape, draw, requantize, row_width, sample_shape
 from ..study.reports import linearity_rows
 from ..study.schema import Cost
-from ..study.store import COST_COLUMNS, column_label, metric_of, metrics, overflowed
+from ..study.store import (
+    COST_COLUMNS,
+    ENGINE_AREA,
+    ENGINE_ENERGY,
+    FRACTION_BITS,
+    WorkloadKind,
+    column_label,
+    engine_points,
+    metric_of,
+    metrics,
+    overflowed,
+)
 from . import figures
 from .data import list_tables, load
 from .designer import design_accuracy, design_cost, design_format
@@ -40,7 +51,7 @@ def choices(root: Path, table: str | None) -> dict[str, list]:
     out["workload"] = list(dict.fromkeys(df["workload"]))
     # every registered metric's columns, in registry order (a GEMM metric has one per accumulator)
     out["metric"] = [c for m in metrics() for c in df.columns if metric_of(c) is m and _present(df, c)]
-    out["cost"] = [c.name for c in COST_COLUMNS if _present(df, c.name)]
+    out["cost"] = [c.name for c in (*COST_COLUMNS, FRACTION_BITS) if _present(df, c.name)]
     for f in FILTERS:
         out[f] = sorted(map(str, df[f].dropna().unique())) if f in df.columns else []
     return out
@@ -104,14 +115,42 @@ def linearity_view(root: Path, table, workload) -> tuple:
     return figures.linearity_figure(df, drops=True), {"height": "420px", "display": "block" if shown else "none"}
 
 
+def _engine_metric(df: pd.DataFrame, metric) -> str | None:
+    """The GEMM metric whose engine columns the engine view draws: the picked one's if it has engine
+    columns, else the first that does (None: the table has none)."""
+    picked = metric_of(metric) if isinstance(metric, str) else None
+    gemm = [m for m in metrics() if WorkloadKind.GEMM in m.kinds]
+    for m in ([picked] if picked in gemm else []) + gemm:
+        if len(engine_points(df, m.name)):
+            return m.name
+    return None
+
+
+def engine_view(root: Path, table, workload, metric, cost, filters: dict) -> tuple:
+    """(figure, style) of a GEMM metric on every engine of the table against each engine's cost (energy
+    or fraction bits when the picked cost axis is one of those, else the datapath's area); hidden for
+    tables without engine columns."""
+    df = filtered(load(root, table).table, workload, filters)
+    base = _engine_metric(df, metric) if not df.empty else None
+    if base is None:
+        return go.Figure(), {"display": "none"}
+    picked = cost if isinstance(cost, str) else ""  # the page's state: any JSON value
+    axis = {"energy_pj_per_mac": ENGINE_ENERGY.name, FRACTION_BITS.name: FRACTION_BITS.name}.get(
+        picked, ENGINE_AREA.name
+    )
+    return figures.engine_pareto_figure(df, base, axis), {"height": "460px", "display": "block"}
+
+
 def _cost_settings(row: pd.Series) -> Cost:
     """The row's cost-model settings (the schema's defaults where the study gave none)."""
     return Cost.model_validate_json(row.get("cost_spec") or "{}")
 
 
 def _breakdown(row: pd.Series, fmt: AnyFormat, k: int) -> go.Figure:
+    """The priced unit's components: the engine's datapath where the study's cost names one."""
+    settings = _cost_settings(row)
     try:
-        e = _cost_settings(row).estimate(fmt, k)
+        e = settings.engine_cost() if settings.engine is not None else settings.estimate(fmt, k)
     except (ValueError, TypeError):  # no cost model for this format: the graph stays empty
         return go.Figure()
     return figures.cost_breakdown_figure([(p.name, p.area_um2, p.energy_pj_per_mac) for p in e.components])

@@ -25,12 +25,17 @@ def sentences(limit: int | None = None) -> list[str]:
 
 
 def quantized_linear(
-    weights: Mapping[str, object] | object | None, activations=None, accumulator: str = "fp32"
+    weights: Mapping[str, object] | object | None,
+    activations=None,
+    accumulator: str = "fp32",
+    engine=None,
+    promote_every: int | None = None,
 ) -> Linear:
     """A `linear` hook running each layer in formats: `weights` is one format for every layer or
     {layer name: format} (layers left out stay float32); `activations` the inputs' format (None:
     float32). Weights are quantized along their input axis (K). With an activation format the product
-    runs through `lowbit.simulator.matmul` with `accumulator`; the emulator needs a format on both
+    runs through `lowbit.simulator.matmul` with `accumulator` (or on `engine`, promoting every
+    `promote_every`); the emulator needs a format on both
     sides, so a layer left out of `weights` then takes float16 weights. Without one it is a float32
     product of the quantized weights."""
 
@@ -47,7 +52,9 @@ def quantized_linear(
             if name not in quantized:
                 quantized[name] = np.ascontiguousarray(quantize(w, wf, axis=1).T)
             return x @ quantized[name] + b
-        y = matmul(x, np.ascontiguousarray(w.T), activations, wf if wf is not None else "float16", accumulator)
+        bf = wf if wf is not None else "float16"
+        unit = {"engine": engine, "promote_every": promote_every}
+        y = matmul(x, np.ascontiguousarray(w.T), activations, bf, accumulator, **unit)
         return (y + b).astype(np.float32)
 
     return linear

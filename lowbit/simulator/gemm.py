@@ -40,13 +40,44 @@ from ..formats import (
     parse_enum,
 )
 from ..formats.accumulator import Accumulator, AccumulatorKind, get_accumulator
+from . import engine_gemm
 from .host import specials
 from .host.codec import encode, quantize
 from .host.inputs import host_target
 from .host.scales import dq_values, scale_values
 from .kernels import dispatch
 from .kernels.dispatch import Out, Suite, Target
-from .kernels.dot_scalar import ACC_EXACT, ACC_FLOAT, ACC_INT, ORDER_PAIRWISE, ORDER_SEQUENTIAL, TILE32, round_any
+from .kernels.dot_scalar import (
+    ACC_EXACT,
+    ACC_FLOAT,
+    ACC_INT,
+    ORDER_PAIRWISE,
+    ORDER_SEQUENTIAL,
+    PP_COLS,
+    PP_COUNT,
+    PP_DIR_A,
+    PP_DIR_B,
+    PP_DIRECTED,
+    PP_INF,
+    PP_INV2M,
+    PP_MAX,
+    PP_NEAR,
+    PP_NEAR_SUB,
+    PP_SPLIT,
+    PP_SUBC,
+    PP_THR,
+    PP_TINY,
+    PP_ULP_MIN,
+    PP_ZERO,
+    Q_EMIN,
+    Q_MAX,
+    Q_MODE,
+    Q_SPLIT,
+    Q_SUBC,
+    Q_TINY,
+    TILE32,
+    round_any,
+)
 from .kernels.jit import threads_for
 from .kernels.rounding import Rounding
 
@@ -227,11 +258,27 @@ class CpuPath(enum.Enum):
 
     FLOAT32 = "float32"  # chunk sums times their scales exact in float32
     FLOAT64 = "float64"  # chunk sums exact in float64, their scaling carried as an exact pair
+    PER_PRODUCT = "per_product"  # chunk 1: one branch-free rounding per product (`per_product_plan`)
     GENERAL = "general"  # every sum as an error-free pair
 
 
 def cpu_path(s: _Setup) -> tuple[CpuPath, int]:
     """The CPU driver for a product, and the chunk it sums exactly."""
+    path, chunk, _ = _cpu_plan(s)
+    return path, chunk
+
+
+def _cpu_plan(s: _Setup) -> tuple[CpuPath, int, PerProduct | None]:
+    """`cpu_path` with the per-product driver's plan where it takes that driver."""
+    plan = per_product_plan(s)
+    if plan is not None:
+        return CpuPath.PER_PRODUCT, 1, plan
+    path, chunk = _chunk_path(s)
+    return path, chunk, None
+
+
+def _chunk_path(s: _Setup) -> tuple[CpuPath, int]:
+    """The driver of exact chunk sums (float32, float64) or the general one, and the chunk."""
     fa, fb = s.fa, s.fb
     simple = s.order is Order.SEQUENTIAL and s.trunc == 0 and s.acc.kind is not AccumulatorKind.EXACT
     simple = simple and np.isfinite(fa.elements).all() and np.isfinite(fb.elements).all()
@@ -248,6 +295,125 @@ def cpu_path(s: _Setup) -> tuple[CpuPath, int]:
     if sums <= 52 and fa.scale_bits + fb.scale_bits <= 53 and _scales_within(fa, fb, 300):
         return CpuPath.FLOAT64, chunk
     return CpuPath.GENERAL, s.chunk
+
+
+@dataclass(frozen=True)
+class Grain:
+    """What bounds an operand's element values: the largest magnitude, the coarsest power of two that
+    every element is a multiple of (inf when all are 0), and the most significant bits of any."""
+
+    largest: float
+    step: float
+    bits: int
+
+
+def grain(values: np.ndarray) -> Grain:
+    """The Grain of finite float64 values."""
+    v = np.abs(values[values != 0])
+    if v.size == 0:
+        return Grain(0.0, math.inf, 0)
+    mant, exp = np.frexp(v)
+    sig = (mant * 2.0**53).astype(np.int64)  # the 53-bit significand, an integer
+    low = sig & -sig  # its lowest set bit, 2^t: the value has 53 - t significant bits
+    step = float(np.min(np.ldexp(low.astype(np.float64), exp - 53)))
+    return Grain(float(v.max()), step, 54 - int(low.min()).bit_length())
+
+
+@dataclass(frozen=True)
+class PerProduct:
+    """The per-product driver's plan: the lanes' dtype (float32 or float64), the step (PP_NEAR,
+    PP_NEAR_SUB or PP_DIRECTED of `dot_scalar`) and its constants (PP_COUNT, in the lanes' dtype)."""
+
+    dtype: type
+    kind: int
+    constants: np.ndarray
+
+
+# (dir_a, dir_b, thr, zero) of `directed_step` per mode: away from zero where dir_a * sign(sum) + dir_b is 1
+_DIRECTED = {
+    Rounding.RTZ: (0.0, -1.0, 2.0**-60, 0.0),
+    Rounding.RUP: (1.0, 0.0, 2.0**-60, 0.0),
+    Rounding.RDOWN: (-1.0, 0.0, 2.0**-60, 0.0),
+    Rounding.RNA: (0.0, 1.0, 0.5, -0.0),
+}
+_LANES = {np.float32: (24, -126, 127), np.float64: (53, -1022, 1023)}  # precision, emin, emax
+
+
+def per_product_plan(s: _Setup, float32_lanes: bool = True) -> PerProduct | None:
+    """The per-product driver for chunk 1 (sequential, a float accumulator, unscaled finite elements,
+    no partial_sum_bits), or None where its conditions fail. Every accumulator value acc is a multiple
+    of its subnormal step u, every product p of elements a multiple of fine (the product of the
+    operands' `grain` steps), and reach (the accumulator's largest finite value plus the largest
+    |p|) bounds |acc + p|; acc + p is rounded to the accumulator in one of three ways (`dot_scalar`'s
+    notes prove them):
+      float32 lanes, nearest even: the accumulator is binary32 itself (float32 addition is its
+        rounding) or has p = man_bits + 1 <= 11 bits (24 >= 2p + 1: double rounding is innocuous),
+        every product is exact in float32 with at most p bits and a multiple of u;
+      float64 lanes, any mode: acc + p is exact in float64 (reach < 2^52 min(u, fine));
+      float64 lanes, nearest even: p <= 26 (53 >= 2p + 1), products of at most p bits, multiples of u.
+    float32_lanes=False leaves the first out (CUDA runs float64 lanes)."""
+    if not _per_product_setting(s):
+        return None
+    ga, gb = grain(s.fa.elements), grain(s.fb.elements)
+    man = s.acc.man_bits
+    emin = int(s.q[Q_EMIN])
+    u = math.ldexp(1.0, emin - man)
+    fine = ga.step * gb.step  # a power of two (inf when an operand is all 0): exact unless it underflows
+    reach = float(s.q[Q_MAX]) + ga.largest * gb.largest
+    bits = ga.bits + gb.bits
+    mode = Rounding(int(s.q[Q_MODE]))
+    if mode is Rounding.RNE and float32_lanes and _float32_fits(ga, gb):
+        if (s.acc.exp_bits, man) == (8, 23):
+            return _near_plan(np.float32, s, 1.0)
+        if _double_rounding(np.float32, man, u, fine, reach, bits):
+            return _near_plan(np.float32, s, 2.0 ** (23 - man) + 1)
+    if fine > 0 and reach < math.ldexp(min(u, fine), 52) and man <= 50 and u >= 2.0**-1022:
+        if mode is not Rounding.RNE:
+            return _directed_plan(s, u, mode)
+        return _near_plan(np.float64, s, float(s.q[Q_SPLIT]), PP_NEAR if fine >= u else PP_NEAR_SUB)
+    if mode is Rounding.RNE and _double_rounding(np.float64, man, u, fine, reach, bits):
+        return _near_plan(np.float64, s, float(s.q[Q_SPLIT]))
+    return None
+
+
+def _per_product_setting(s: _Setup) -> bool:
+    """Chunk 1, sequential, a float accumulator, no truncation, no scales, finite elements."""
+    fa, fb = s.fa, s.fb
+    plain = s.chunk == 1 and s.order is Order.SEQUENTIAL and s.trunc == 0 and s.acc.kind is AccumulatorKind.FLOAT
+    unscaled = all(f.tensor == 1.0 and bool(np.all(f.scales == 1.0)) for f in (fa, fb))
+    return plain and unscaled and bool(np.isfinite(fa.elements).all() and np.isfinite(fb.elements).all())
+
+
+def _float32_fits(ga: Grain, gb: Grain) -> bool:
+    """Whether every element, and every product of two, is exact and finite in float32: at most 24
+    significant bits, multiples of its smallest subnormal, below 2^127."""
+    elements = all(g.bits <= 24 and g.step >= 2.0**-149 and g.largest < 2.0**127 for g in (ga, gb))
+    products = ga.bits + gb.bits <= 24 and ga.step * gb.step >= 2.0**-149 and ga.largest * gb.largest < 2.0**127
+    return elements and products
+
+
+def _double_rounding(dtype, man: int, u: float, fine: float, reach: float, bits: int) -> bool:
+    """Whether the lanes' nearest-even sum rounded again to man_bits + 1 bits is the sum rounded once:
+    lanes of at least 2 (man_bits + 1) + 1 bits, products of at most man_bits + 1 bits and multiples of
+    u (a normal of the lanes), and no overflow in the Veltkamp split (factor 2^(precision - 1 - man) + 1)."""
+    precision, lane_emin, lane_emax = _LANES[dtype]
+    room = reach * (2.0 ** (precision - 1 - man) + 1) < 2.0 ** (lane_emax - 1)
+    return 2 * (man + 1) + 1 <= precision and bits <= man + 1 and fine >= u >= 2.0**lane_emin and room
+
+
+def _near_plan(dtype, s: _Setup, split: float, kind: int = PP_NEAR) -> PerProduct:
+    c = np.zeros(PP_COUNT, np.float64)
+    c[PP_SPLIT], c[PP_MAX], c[PP_INF] = split, s.q[Q_MAX], math.inf
+    if kind == PP_NEAR_SUB:  # float64 lanes: the constants of `round_near`'s subnormal rounding
+        c[PP_TINY], c[PP_SUBC] = s.q[Q_TINY], s.q[Q_SUBC]
+    return PerProduct(dtype, kind, c.astype(dtype))
+
+
+def _directed_plan(s: _Setup, u: float, mode: Rounding) -> PerProduct:
+    c = np.zeros(PP_COUNT, np.float64)
+    c[PP_INV2M], c[PP_ULP_MIN], c[PP_MAX], c[PP_INF] = 2.0**-s.acc.man_bits, u, s.q[Q_MAX], math.inf
+    c[PP_DIR_A], c[PP_DIR_B], c[PP_THR], c[PP_ZERO] = _DIRECTED[mode]
+    return PerProduct(np.float64, PP_DIRECTED, c)
 
 
 @dataclass(frozen=True)
@@ -324,7 +490,11 @@ def _run_finite(s: _Setup, target) -> np.ndarray:
     if m == 0 or n == 0:
         return out
     if host_target(target) is Target.CUDA:
-        dispatch.run("dot", Target.CUDA, m * n, *args, Out(out), Out(flags), suite=Suite.DOT)
+        if per_product_plan(s, float32_lanes=False) is not None:  # float64 sums under the same conditions
+            per_product = (fa.elements, fb.elements, s.q, Out(out))
+            dispatch.run("dot_per_product", Target.CUDA, m * n, *per_product, suite=Suite.DOT)
+        else:
+            dispatch.run("dot", Target.CUDA, m * n, *args, Out(out), Out(flags), suite=Suite.DOT)
     else:
         _run_cpu(s, args, tscale, out, flags)
     if flags.any():
@@ -376,12 +546,27 @@ def _run_blas_chunks(s: _Setup, drivers, path: CpuPath, chunk: int, out: np.ndar
         out[...] = acc32
 
 
+def _run_per_product(plan: PerProduct, s: _Setup, drivers, out: np.ndarray) -> None:
+    """The per-product driver (chunk 1) in the plan's lanes; the columns padded to strips of PP_COLS."""
+    fa, fb = s.fa, s.fb
+    k = fa.elements.shape[1]
+    n = fb.elements.shape[0]
+    ebk = np.zeros((k, -(-n // PP_COLS) * PP_COLS), plan.dtype)
+    ebk[:, :n] = fb.elements.T
+    wide = np.empty((out.shape[0], ebk.shape[1]), np.float64)
+    drivers.dot_per_product(np.ascontiguousarray(fa.elements, plan.dtype), ebk, plan.constants, plan.kind, wide)
+    out[...] = wide[:, :n]
+
+
 def _run_cpu(s: _Setup, args: tuple, tscale: float, out: np.ndarray, flags: np.ndarray) -> None:
     """The CPU drivers: a vectorised one where sequential chunk sums are exact in float32 or float64
-    (see `cpu_path`), else the general one."""
+    or each product can be accumulated with a rounding of its own (see `cpu_path`), else the general one."""
     fa, fb = s.fa, s.fb
     drivers = dispatch.drivers(Target.CPU, Suite.DOT)
-    path, chunk = cpu_path(s)
+    path, chunk, plan = _cpu_plan(s)
+    if plan is not None:  # unscaled: no tensor scale to apply
+        _run_per_product(plan, s, drivers, out)
+        return
     if path is not CpuPath.GENERAL and chunk >= BLAS_CHUNK:
         _run_blas_chunks(s, drivers, path, chunk, out)
     elif path is CpuPath.FLOAT32:
@@ -420,6 +605,8 @@ def matmul(
     *,
     rounding: Rounding | str = "rne",
     target=None,
+    engine=None,
+    promote_every: int | None = None,
 ) -> np.ndarray:
     """Emulated a @ b on a dot-product unit (see the module docstring for the arithmetic).
 
@@ -434,6 +621,12 @@ def matmul(
     partial_sum_bits: truncate each product to this many bits below the chunk's largest (None: exact).
     rounding:         the accumulator's rounding mode (rne, rtz, rna, rup, rdown).
     target:           'cpu', 'cuda' or None (CPU).
+    engine:           (arch, instruction) or 'arch:instruction' of a matrix engine (`engines()` lists
+                      them): the GEMM runs as that instruction over K steps, C carried in its
+                      accumulator type (`engine_gemm`); accumulator, chunk, order, partial_sum_bits and
+                      rounding are then the engine's and must be left at their defaults.
+    promote_every:    with an engine: add the engine's result into a float32 register (RNE) every
+                      this many elements of K, restarting the engine from zero (a multiple of its k).
     Returns float64 (M, N) (or (B, M, N)) holding the accumulator's values.
 
     NaN and Inf, as the operands' formats quantize them (a block holding either is NaN), propagate
@@ -458,13 +651,52 @@ def matmul(
             partial_sum_bits,
             rounding=rounding,
             target=target,
+            engine=engine,
+            promote_every=promote_every,
         )
         return out.reshape(batch, rows, -1)
     if a_arr.ndim == 2 and a_arr.shape[0] == 0:  # no rows: nothing to quantize, an empty product
         return _empty_product(a_arr, b)
+    if engine is not None or promote_every is not None:
+        unit = (accumulator, chunk, order, partial_sum_bits, rounding)
+        return _engine_matmul(a_arr, b, a_format, b_format, engine, promote_every, unit, target)
     s = _setup(a_arr, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits, rounding)
     with threads_for(s.fa.elements.size * s.fb.elements.shape[0]):  # M K N multiply-adds
         return _run(s, target)
+
+
+def _engine_matmul(a: np.ndarray, b, a_format, b_format, engine, promote_every, unit: tuple, target) -> np.ndarray:
+    """matmul on a matrix engine (`engine_gemm`); unit: the dot-product unit's arguments, which an
+    engine replaces."""
+    if engine is None:
+        raise ValueError("promote_every: promotion applies to a matrix engine; pass engine=(arch, instruction)")
+    names = ("accumulator", "chunk", "order", "partial_sum_bits", "rounding")
+    for name, value, default in zip(names, unit, ("fp32", None, "sequential", None, "rne"), strict=True):
+        given = getattr(value, "value", value)  # an enum member counts as its name
+        if given != default:
+            raise ValueError(f"{name}: an engine sets the accumulation itself; leave {name} at its default")
+    a = _check_2d(a, "a")
+    fb = b if isinstance(b, Factors) else None
+    k_b = fb.elements.shape[1] if fb is not None else _check_2d(b, "b").shape[0]
+    if a.shape[1] != k_b:
+        raise ValueError(f"a has K = {a.shape[1]} columns but b has {k_b} rows; they must match")
+    fa = _engine_factors(a, a_format)
+    fb = fb or _engine_factors(np.ascontiguousarray(_check_2d(b, "b").T), b_format)
+    specs = [None if f is None or engine_gemm.wide_format(f) else get_format(f) for f in (a_format, b_format)]
+    profile = engine_gemm.resolve(engine, *specs, fa.nominal_block or None)
+    every = engine_gemm.check_promote(promote_every, profile)
+    ops = engine_gemm.engine_operands(profile, fa, fb, a_format, b_format)
+    with threads_for(fa.elements.size * fb.elements.shape[0]):
+        return engine_gemm.run(profile, ops, every, host_target(target))
+
+
+def _engine_factors(x: np.ndarray, fmt) -> Factors:
+    """x (rows, K) quantized along K for an engine: lowbit's formats, or the wide operand types of
+    float32, tf32 and float64 instructions (`engine_gemm.wide_values`)."""
+    if not engine_gemm.wide_format(fmt):
+        return factors(x, fmt)
+    rows, k = x.shape
+    return Factors(engine_gemm.wide_values(x, fmt), np.ones((rows, 1)), max(k, 1), 1.0, False, 0.0, 1, False)
 
 
 def _empty_product(a: np.ndarray, b) -> np.ndarray:
@@ -518,6 +750,12 @@ class MatmulError:
 def matmul_error(a, b, a_format, b_format, accumulator: str | Accumulator = "fp32", **kwargs) -> MatmulError:
     """`matmul` with its error against float64 products of the unquantized and of the dequantized
     inputs (2-D inputs)."""
+    if kwargs.get("engine") is not None:
+        result = matmul(a, b, a_format, b_format, accumulator, **kwargs)
+        a64, b64 = _check_2d(a, "a").astype(np.float64), _check_2d(b, "b").astype(np.float64)
+        fa, fb = factors(a64, a_format), factors(np.ascontiguousarray(b64.T), b_format)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return MatmulError(result, a64 @ b64, fa.dequantized @ fb.dequantized.T)
     s = _setup(
         a,
         b,

@@ -492,6 +492,13 @@ _RUN = {
 _DTYPES = {"f16": (np.float16, np.uint16), "f32": (np.float32, np.uint32), "f64": (np.float64, np.uint64)}
 
 
+def run_algorithm(p: EngineProfile, a: np.ndarray, b: np.ndarray, c: np.ndarray, scales) -> np.ndarray:
+    """D = A B + C by p's algorithm on checked float64 operands of any M and N (p's m and n are
+    the arrays'); scales: (scale_a, scale_b) values of a block-scaled kind, else None. Returns
+    float64 holding D's values (NaN without its bit pattern)."""
+    return _RUN[p.algorithm](p, a, b, c, scales)
+
+
 def _finish(values: np.ndarray, p: EngineProfile) -> np.ndarray:
     """The output array in D's dtype, NaNs written with the instruction's bit pattern."""
     dtype, bits = _DTYPES[p.d_type.name]
@@ -531,4 +538,4 @@ def mma(
     B = _operand(b, "b", profile.b_type, (k, n))
     C = _operand(c, "c", profile.c_type, (m, n))
     scales = _scales(profile, scale_a, scale_b)
-    return _finish(_RUN[profile.algorithm](profile, A, B, C, scales), profile)
+    return _finish(run_algorithm(profile, A, B, C, scales), profile)

@@ -10,6 +10,9 @@ x is the original, q the quantized-and-dequantized tensor (same shape), in float
                 bins get 1e-10), in nats
   gemm_relative_error  ||C - A @ B||_F / ||A @ B||_F, C the emulated product, A @ B in float64
                 (lowbit.simulator.MatmulError.relative_error)
+  gemm_accumulation_error  ||C - Aq @ Bq||_F / ||Aq @ Bq||_F, Aq and Bq the quantized operands: the
+                accumulation's error alone (MatmulError.relative_accumulation_error), which tells
+                matrix engines apart where the formats' rounding dominates gemm_relative_error
   overflow_fraction    the share (0 to 1) of C's outputs that are Inf or NaN where the float64
                 reference A @ B is finite: the accumulator (or a format) overflowed on finite inputs
 """
@@ -61,6 +64,10 @@ def kl_divergence(x: np.ndarray, q: np.ndarray) -> float:
 
 def gemm_relative_error(err: MatmulError) -> float:
     return err.relative_error
+
+
+def gemm_accumulation_error(err: MatmulError) -> float:
+    return err.relative_accumulation_error
 
 
 def overflow_fraction(err: MatmulError) -> float:

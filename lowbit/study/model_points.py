@@ -78,7 +78,8 @@ def _metrics(metrics, ref: np.ndarray, emb: np.ndarray) -> dict:
 
 def _embed(w: ModelWorkload, weights) -> tuple[np.ndarray, np.ndarray, int]:
     model, s, ref = reference(w.sentences)
-    return ref, model.embed(s, linear=quantized_linear(weights, w.activations, w.accumulator)), len(s)
+    linear = quantized_linear(weights, w.activations, w.accumulator, w.engine, w.promote_every)
+    return ref, model.embed(s, linear=linear), len(s)
 
 
 def uniform_row(spec: FormatSpec, w: ModelWorkload, metrics, predict: bool) -> dict:

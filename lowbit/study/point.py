@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..costmodel import engine_cost
 from ..formats import AnyFormat, ScaledFormat
 from ..simulator import MatmulError, matmul_error
 from . import torch_points
@@ -28,9 +29,14 @@ from .schema import Allocation, Cost, FormatSpec, Gemm, GemmOptions, ModelWorklo
 from .store import (
     BITS_PER_ELEMENT,
     ESTIMATE_COLUMNS,
+    FRACTION_BITS,
     Mix,
     WorkloadKind,
+    engine_cost_columns,
+    engine_slug,
+    engine_unit_columns,
     estimate_columns,
+    gemm_suffix,
     metric_columns,
     metric_request,
     overflow_column,
@@ -82,11 +88,26 @@ def spec_columns(spec: FormatSpec, fmt: AnyFormat, shape: tuple[int, ...] | None
 def _add_cost(row: dict, cost: dict | None, fmt: AnyFormat, k: int) -> None:
     if cost is None:
         return
+    settings = Cost.model_validate(cost)
     try:
-        row.update(estimate_columns(Cost.model_validate(cost).estimate(fmt, k)))
+        row.update(estimate_columns(settings.estimate(fmt, k)))
     except (ValueError, TypeError) as err:
         row.update({c.name: math.nan for c in ESTIMATE_COLUMNS})
         row["cost_error"] = str(err)
+    if settings.engine is not None:  # the engine's datapath is the unit; the memory columns stay the format's
+        row.update(engine_unit_columns(settings.engine_cost()))
+
+
+def _add_engine_costs(row: dict, cost: dict | None, entries: list) -> None:
+    """With a cost section, each engine of the GEMM metrics: its datapath's cost columns, by its slug."""
+    if cost is None:
+        return
+    node = Cost.model_validate(cost).node
+    for entry in entries:
+        engine = metric_request(entry)[1].get("engine")
+        if engine is not None:
+            arch, _, instruction = engine.partition(":")
+            row.update(engine_cost_columns(engine_cost(arch, instruction, node=node), engine_slug(engine)))
 
 
 def _add_mixed_cost(row: dict, cost: dict | None, shares: dict[str, float], k: int) -> None:
@@ -105,6 +126,8 @@ def _add_mixed_cost(row: dict, cost: dict | None, shares: dict[str, float], k: i
     for c in ESTIMATE_COLUMNS:
         values = [(s, p[c.name]) for s, p in parts]
         row[c.name] = max(v for _, v in values) if c.mix is Mix.MAX else sum(s * v for s, v in values)
+    if parts and FRACTION_BITS.name in parts[0][1]:  # one engine priced every part
+        row[FRACTION_BITS.name] = parts[0][1][FRACTION_BITS.name]
 
 
 def _model_workload(workload_json: str) -> ModelWorkload | None:
@@ -152,33 +175,42 @@ def _order(entry) -> int:
     return min(_COLUMN_ORDER.index(k) for k in metric_request(entry)[0].kinds)
 
 
-def _gemm_metrics(entries: list, data: GemmPair, fmt: AnyFormat) -> dict[str, float]:
-    """The GEMM metrics, and for each accumulator the share of outputs that overflowed (the largest
-    over the metrics that use it)."""
+def _gemm_metrics(entries: list, data: GemmPair, fmt: AnyFormat, name: str) -> dict[str, float]:
+    """The GEMM metrics of the format `name`, and for each accumulator or engine the share of outputs
+    that overflowed (the largest over the metrics that use it). An entry that does not run on this
+    format (its `formats`) leaves its column NaN."""
 
-    @functools.cache  # one emulated product per accumulator and chunk, whatever the metrics
-    def product(accumulator: str, chunk: int | None) -> MatmulError:
+    @functools.cache  # one emulated product per accumulator and chunk, or engine and promotion
+    def product(accumulator: str, chunk: int | None, engine: str | None, promote_every: int | None) -> MatmulError:
+        if engine is not None:
+            return matmul_error(data.a, data.b, fmt, fmt, engine=engine, promote_every=promote_every)
         return matmul_error(data.a, data.b, fmt, fmt, accumulator, chunk=chunk)
 
-    def options_of(options: dict) -> tuple[str, int | None]:
-        opts = GemmOptions.model_validate(options)  # the schema's defaults for what the study left out
-        return opts.accumulator, opts.chunk
+    def options_of(options: dict) -> GemmOptions:
+        return GemmOptions.model_validate(options)  # the schema's defaults for what the study left out
+
+    def compute(metric, options: dict) -> float:
+        o = options_of(options)
+        return (
+            metric.compute(product(o.accumulator, o.chunk, o.engine, o.promote_every)) if o.runs_on(name) else math.nan
+        )
 
     entries = sorted(entries, key=_order)
-    out = metric_columns(entries, WorkloadKind.GEMM, lambda m, o: m.compute(product(*options_of(o))))
+    out = metric_columns(entries, WorkloadKind.GEMM, compute)
     for entry in entries:
         metric, options = metric_request(entry)
-        if WorkloadKind.GEMM in metric.kinds:
-            accumulator, chunk = options_of(options)
-            column = overflow_column(accumulator)
-            out[column] = max(out.get(column, 0.0), overflow_fraction(product(accumulator, chunk)))
+        o = options_of(options)
+        if WorkloadKind.GEMM in metric.kinds and o.runs_on(name):
+            column = overflow_column(gemm_suffix(options) if o.engine else o.accumulator)
+            err = product(o.accumulator, o.chunk, o.engine, o.promote_every)
+            out[column] = max(out.get(column, 0.0), overflow_fraction(err))
     return out
 
 
 def _metrics(entries: list, data: np.ndarray | GemmPair, spec: FormatSpec, fmt: AnyFormat) -> dict[str, float]:
     """The metrics of a tensor or GEMM point (those of other workload kinds NaN)."""
     if isinstance(data, GemmPair):
-        return _gemm_metrics(entries, data, fmt)
+        return _gemm_metrics(entries, data, fmt, spec.name)
     x = np.asarray(data, np.float64)
 
     @functools.cache  # quantized once, and only when a tensor metric asks
@@ -195,6 +227,8 @@ def _evaluate_data(payload: dict, spec: FormatSpec, fmt: AnyFormat, row: dict) -
     row["shape"] = "x".join(map(str, a.shape))
     row.update(_metrics(payload["metrics"], data, spec, fmt))
     _add_cost(row, payload["cost"], fmt, a.shape[1])
+    if isinstance(data, GemmPair):
+        _add_engine_costs(row, payload["cost"], payload["metrics"])
 
 
 def _declared_shape(workload_json: str) -> tuple[int, ...] | None:

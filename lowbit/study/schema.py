@@ -4,7 +4,8 @@ A study declares formats (names, inline specs, or sweeps over spec fields), work
 distributions, tensors from files, GEMM pairs), metrics, cost-model settings and where the table goes.
 `load_study(path)` parses and validates a YAML file; `StudyError` carries every problem, each as
 `path: message` (for example `formats[3].block: must be a positive integer, got 0`), all in one report:
-structure, names, every point's format spec, the point count and every workload file's header.
+structure, names, every point's format spec, the point count, every workload file's header, and that each
+matrix engine a GEMM metric names reads the formats it runs on.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -28,16 +31,18 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
+    model_validator,
 )
 
-from ..costmodel import Estimate, estimate, get_node
-from ..formats import AnyFormat, get_accumulator, get_format
+from ..costmodel import EngineCost, Estimate, engine_cost, estimate, get_node
+from ..formats import AnyFormat, EngineProfile, OperandType, ScaledFormat, get_accumulator, get_engine, get_format
 from ..lazy import FACTORY_FORM
-from ..simulator import Rounding
+from ..simulator import Rounding, quantize
 from .datafiles import MissingTensorError, check_npy, check_safetensors, resolve_input
 from .errors import ECHO_CHARS, StudyError, clip, echo, error_message, error_path
 from .paths import plain_name, relative_folder, table_path
-from .store import WorkloadKind, get_metric
+from .store import WorkloadKind, get_metric, metric_column
 from .yamlio import read_yaml
 
 SCHEMA_VERSION = 1
@@ -78,6 +83,40 @@ def _short(value: str) -> str:
 
 
 ShortName = Annotated[str, AfterValidator(_short)]  # a format name, checked when the spec is built
+ENGINE_CHARS = 200  # an engine name, its PTX qualifiers written out, is longer than a format's
+
+
+def _engine_text(value: Any) -> Any:
+    """[arch, instruction] as 'arch:instruction' (anything else goes on to the string check)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return f"{value[0]}:{value[1]}"
+    return value
+
+
+def _engine(value: str) -> str:
+    """A matrix engine as lowbit names it, 'arch:instruction' (qualifiers dropped, a block-scaled kind's
+    block and scale type written out), so that one engine has one column however it was spelled."""
+    arch, colon, instruction = value.partition(":")
+    if len(value) > ENGINE_CHARS or not colon:
+        raise ValueError(f"must be 'arch:instruction' or [arch, instruction] (lowbit.simulator.engines() lists "
+                         f"them), got {echo(value)}")  # fmt: skip
+    try:
+        p = get_engine(arch.strip(), instruction.strip())
+    except (ValueError, TypeError) as err:
+        text = str(err)
+        raise ValueError(text if "engines()" in text else f"{text}; lowbit.simulator.engines() lists them") from None
+    return f"{p.arch.value}:{p.instruction}"
+
+
+EngineName = Annotated[str, BeforeValidator(_engine_text), AfterValidator(_engine)]
+
+
+def engine_profile(engine: str) -> EngineProfile:
+    """The profile of an engine the schema has checked ('arch:instruction')."""
+    arch, _, instruction = engine.partition(":")
+    return get_engine(arch, instruction)
+
+
 PlainName = Annotated[str, AfterValidator(plain_name)]  # a file name inside the output folder
 RelativeFolder = Annotated[str, AfterValidator(relative_folder)]
 
@@ -248,10 +287,45 @@ class Gemm(_Strict):
 Noise = Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)]
 
 
-class ModelWorkload(_Strict):
+_ENGINE_KEYS = ("engine", "promote_every")
+
+
+class _EngineWorkload(_Strict):
+    """A model workload's matrix engine: `engine` ('arch:instruction' or [arch, instruction]) runs the
+    layers' products as that instruction over K in place of `accumulator` (and `chunk`), with
+    `promote_every` elements of K between promotions into float32 (lowbit.simulator.matmul's engine)."""
+
+    engine: EngineName | None = None
+    promote_every: int | None = Field(default=None, ge=1, description="elements of K between promotions")
+
+    @model_validator(mode="after")
+    def _engine_replaces_the_accumulator(self) -> _EngineWorkload:
+        if self.engine is None:
+            if self.promote_every is not None:
+                raise ValueError("promote_every: promotion applies to a matrix engine; give `engine` too")
+            return self
+        fields = type(self).model_fields
+        if any(getattr(self, k) != fields[k].default for k in ("accumulator", "chunk") if k in fields):
+            raise ValueError("engine: an engine sets the accumulation itself; leave accumulator and chunk out")
+        if getattr(self, "activations", None) is None:
+            raise ValueError("engine: an engine multiplies two formats; give `activations` too")
+        k = engine_profile(self.engine).k
+        if self.promote_every is not None and self.promote_every % k:
+            raise ValueError(f"promote_every: must be a multiple of {self.engine}'s k = {k} elements of K")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_engine(self, handler) -> dict[str, Any]:
+        """Without an engine, the dump (and so the study's hash) is what it was before engines."""
+        data = handler(self)
+        return data if self.engine is not None else {k: v for k, v in data.items() if k not in _ENGINE_KEYS}
+
+
+class ModelWorkload(_EngineWorkload):
     """A real model (all-MiniLM-L6-v2) whose linear layers' weights take the format, on the first
     `sentences` of lowbit's fidelity sentences; `activations` (a format) quantizes the layers' inputs
-    too, and their products then run through the GEMM emulator with `accumulator`."""
+    too, and their products then run through the GEMM emulator with `accumulator` (or on a matrix
+    `engine`, see `_EngineWorkload`)."""
 
     kind: Literal["model"]
     model: Literal["minilm"] = "minilm"
@@ -269,13 +343,14 @@ def _factory(value: str) -> str:
     return value
 
 
-class TorchWorkload(_Strict):
+class TorchWorkload(_EngineWorkload):
     """A user's torch model (extra `torch`; see lowbit.torch.study): `factory`, 'package.module:function',
     returns (model, batches, metric), its module imported with the study file's folder first on sys.path
     (user code, run by design). Every nn.Linear whose name matches `layers` (fnmatch) takes the format on
     its weights (a matched layer of another type with a weight matrix fails the point, naming it);
     `activations` quantizes those layers' inputs too; `accumulator` runs their products through the GEMM
-    emulator (None: torch's float32 matmul), `chunk` products summed exactly before each accumulation.
+    emulator (None: torch's float32 matmul), `chunk` products summed exactly before each accumulation;
+    `engine` (with `promote_every`) runs them on a matrix engine instead, as lowbit.torch.Rule does.
     `noise`: as a model workload's, for allocations."""
 
     kind: Literal["torch"]
@@ -353,10 +428,45 @@ def _gemm_metric(name: str) -> str:
 
 class GemmOptions(_Strict):
     """A GEMM metric's emulator settings. Fields left out stay out of the study's hash and of the
-    column's name (`gemm_relative_error_<accumulator>` only when the accumulator is given)."""
+    column's name (`gemm_relative_error_<accumulator>` only when the accumulator is given).
+
+    engine: a matrix engine, 'arch:instruction' or [arch, instruction], in place of the accumulator and
+    chunk: the product runs as that instruction over K (`lowbit.simulator.matmul(engine=...)`), and the
+    column is `<metric>_<engine slug>` (lowbit.study.store.engine_slug). promote_every: with an engine,
+    its result added into a float32 register every this many elements of K (a multiple of its k).
+    formats: names of the study's formats the entry runs on (default: all); on the others its column is
+    NaN. An engine must read every format it runs on (the study's validation says which it cannot)."""
 
     accumulator: AccumulatorName = "fp32"
     chunk: int | None = Field(default=None, ge=1)
+    engine: EngineName | None = None
+    promote_every: int | None = Field(default=None, ge=1, description="elements of K between promotions")
+    formats: list[ShortName] | None = Field(default=None, min_length=1)
+
+    @field_validator("promote_every")
+    @classmethod
+    def _promotes_an_engine(cls, v, info: ValidationInfo):
+        if v is None or "engine" not in info.data:  # a bad engine: reported on its own
+            return v
+        engine = info.data["engine"]
+        if engine is None:
+            raise ValueError("promotion applies to a matrix engine; give `engine` too")
+        k = engine_profile(engine).k
+        if v % k:
+            raise ValueError(f"must be a multiple of {engine}'s k = {k} elements of K")
+        return v
+
+    @model_validator(mode="after")
+    def _engine_or_accumulator(self) -> GemmOptions:
+        clash = [k for k in ("accumulator", "chunk") if k in self.model_fields_set]
+        if self.engine is not None and clash:
+            raise ValueError(f"engine and {' and '.join(clash)} are exclusive: an engine sets the accumulation "
+                             f"itself; leave {' and '.join(clash)} out")  # fmt: skip
+        return self
+
+    def runs_on(self, format_name: str) -> bool:
+        """Whether the entry runs on the study's format of that name."""
+        return self.formats is None or format_name in self.formats
 
 
 MetricName = Annotated[str, AfterValidator(_known(get_metric, "metric"))]
@@ -369,15 +479,55 @@ MetricEntry = Annotated[
 ]
 
 
+_UNIT_SETTINGS = ("lanes", "accumulator", "partial_sum_bits", "b_format")  # what an engine's datapath sets
+
+
 class Cost(_Strict):
     """Cost-model settings (see lowbit.costmodel.estimate), the one home of their defaults.
-    b_format: the other operand of the unit (default: the format itself)."""
+    b_format: the other operand of the unit (default: the format itself).
+
+    engine: a matrix engine ('arch:instruction' or [arch, instruction]) whose fused dot-product datapath
+    is the unit priced (lowbit.costmodel.engine_cost) in place of lanes, accumulator and partial sums:
+    area_um2 is then the datapath's (um^2), area_per_lane_um2 its area per product summed, and
+    energy_pj_per_mac its energy per MAC (pJ), and a `fraction_bits` column (bits) joins them; the memory
+    columns stay the format's. fraction_bits: the fused sum's fraction bits in place of the engine's, to
+    price a narrower or wider accumulator. Left out, neither enters the study's hash."""
 
     node: NodeName = "7nm"
     lanes: int = Field(default=32, ge=1)
     accumulator: AccumulatorName = "fp32"
     partial_sum_bits: int | None = 24
     b_format: FormatName | None = None
+    engine: EngineName | None = None
+    fraction_bits: int | None = Field(default=None, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _engine_replaces_the_unit(self) -> Cost:
+        if self.engine is None:
+            if self.fraction_bits is not None:
+                raise ValueError("fraction_bits: sets an engine's fused sum; give `engine` too")
+            return self
+        clash = [k for k in _UNIT_SETTINGS if k in self.model_fields_set]
+        if clash:
+            raise ValueError(f"engine and {', '.join(clash)} are exclusive: the engine's datapath sets them; "
+                             f"leave {', '.join(clash)} out")  # fmt: skip
+        self.engine_cost()  # an engine whose sum has no width to set refuses fraction_bits: said here
+        return self
+
+    @model_serializer(mode="wrap")
+    def _what_prices_the_unit(self, handler) -> dict[str, Any]:
+        """The settings that apply: without an engine, those of before engines (so that such a study
+        dumps and hashes as it did); with one, the engine's, so that the dump validates again."""
+        data = handler(self)
+        unused = _UNIT_SETTINGS if self.engine is not None else ("engine", "fraction_bits")
+        return {k: v for k, v in data.items() if k not in unused}
+
+    def engine_cost(self) -> EngineCost:
+        """The engine's datapath at this node (ValueError without an engine)."""
+        if self.engine is None:
+            raise ValueError("cost: names no engine")
+        arch, _, instruction = self.engine.partition(":")
+        return engine_cost(arch, instruction, node=self.node, fraction_bits=self.fraction_bits)
 
     def estimate(self, fmt: AnyFormat, reduction_length: int) -> Estimate:
         """The unit multiplying `fmt` (by b_format) with these settings; `reduction_length` is the K
@@ -494,6 +644,7 @@ def validate_study(
     else:  # expanding the sweeps is bounded now
         problems += _format_problems(formats)
         problems += _allocation_problems(study) if study else []
+        problems += _metric_problems(study) if study else []
     if base is not None:
         problems += _file_problems(workloads, Path(base))
     if problems:
@@ -581,6 +732,88 @@ def _allocation_problems(study: Study) -> list[str]:
         if labels.count(a.label) > 1 or a.label in names:
             out.append(f"allocations[{i}]: its name {echo(a.label)} is taken; give each allocation its own name")
     return out
+
+
+def _gemm_entries(study: Study) -> list[tuple[int, str, GemmOptions]]:
+    """(index, metric name, options) of every metric entry with options."""
+    return [(i, *next(iter(m.items()))) for i, m in enumerate(study.metrics) if isinstance(m, dict)]
+
+
+def _metric_problems(study: Study) -> list[str]:
+    """Metric entries' `formats` name formats of the study, their engines read those formats, and no two
+    entries write one column where either runs on some formats only."""
+    out = []
+    specs = study.format_specs()
+    names = [spec.name for spec in specs]
+    for i, metric, options in _gemm_entries(study):
+        path = f"metrics[{i}].{metric}"
+        for j, name in enumerate(options.formats or []):
+            if name not in names:
+                out.append(f"{path}.formats[{j}]: not a format of this study ({clip(', '.join(names))}), "
+                           f"got {echo(name)}")  # fmt: skip
+        if options.engine is not None:
+            out += _engine_problems(path, options, [s for s in specs if options.runs_on(s.name)])
+    out += _column_clashes(study)
+    return out
+
+
+def _engine_problems(path: str, options: GemmOptions, specs: list[FormatSpec]) -> list[str]:
+    profile = engine_profile(options.engine)
+    out = []
+    for spec in specs:
+        why = engine_cannot_read(profile, spec.spec())
+        if why:
+            out.append(f"{path}.engine: {options.engine} cannot run formats point {clip(spec.name)!r}: {why}; "
+                       "list the formats it reads in the entry's `formats`")  # fmt: skip
+    return out
+
+
+def _column_clashes(study: Study) -> list[str]:
+    """Two entries of one column where either runs on some formats only: the later's NaN would hide the
+    earlier's values."""
+    out = []
+    seen: dict[str, tuple[int, bool]] = {}
+    for i, entry in enumerate(study.metric_entries()):
+        column = metric_column(entry)
+        partial = isinstance(entry, dict) and "formats" in next(iter(entry.values()))
+        if column in seen and (partial or seen[column][1]):
+            out.append(f"metrics[{i}]: writes the column {column!r}, as metrics[{seen[column][0]}] does; give each "
+                       "entry its own accumulator, engine or promotion")  # fmt: skip
+        seen.setdefault(column, (i, partial))
+    return out
+
+
+def engine_cannot_read(profile: EngineProfile, fmt: AnyFormat) -> str | None:
+    """Why an engine cannot run a GEMM whose two operands take `fmt`; None when it can (a value the
+    data quantizes to that the engine cannot hold would still fail the point)."""
+    scaled = isinstance(fmt, ScaledFormat)
+    if profile.block_scaled:
+        scale = getattr(fmt.scale, "name", None) if scaled else None
+        if not scaled or fmt.block != profile.block_size or scale != profile.scale_type.fmt:
+            return f"it reads blocks of {profile.block_size} elements with {profile.scale_type.label} scales"
+        element = fmt.element
+    elif scaled:
+        return "it takes no scales (element formats only)"
+    else:
+        element = fmt
+    for t in dict.fromkeys((profile.a_type, profile.b_type)):
+        if not _holds(t, element):
+            name = clip(getattr(element, "name", None) or str(element))
+            return f"it reads {t.label} elements, and {name} has values that {t.label} does not hold"
+    return None
+
+
+def _holds(t: OperandType, element: Any) -> bool:
+    """Whether every finite value of an element format is one of the operand type's."""
+    if t.fmt is None or getattr(element, "name", None) == t.fmt:
+        return True  # float32, tf32, float64: wider than any format a study quantizes to
+    values = getattr(element, "values", None)
+    if values is None or getattr(element, "bits", 32) > 16:  # no value table to check: the point checks its data
+        return True
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.array_equal(np.asarray(quantize(v, t.fmt), np.float64), v))
 
 
 def load_study(path: str | Path, *, allow_large: bool = False) -> Study:

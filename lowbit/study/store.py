@@ -11,9 +11,13 @@ every one a study asks for, and the dashboard offers each one present in a table
   tensor: (x, q), the tensor and its quantized copy, float64;
   model:  (reference, embeddings), the float32 model's sentence embeddings and the quantized model's;
   gemm:   (err,), a lowbit.simulator.MatmulError; a study may name the accumulator and chunk, and the
-          column is then `<name>_<accumulator>`.
+          column is then `<name>_<accumulator>`, or a matrix engine and its promotion, and the column
+          is then `<name>_<engine slug>` (`engine_slug`: 'hopper_wgmma_m64n8k32_f32_e4m3_e4m3_p128').
 On other kinds of workload the metric's column is NaN. Each GEMM metric's row also gets the column
-`gemm_overflow_<accumulator>` (`overflow_column`): the share of outputs that overflowed to Inf or NaN.
+`gemm_overflow_<accumulator or engine slug>` (`overflow_column`): the share of outputs that overflowed to
+Inf or NaN. With a cost section, each engine's datapath cost comes in `engine_area_um2_<slug>` (um^2),
+`engine_energy_pj_per_mac_<slug>` (pJ) and `fraction_bits_<slug>` (bits), the slug without promotion;
+`engine_points` turns a table into one row per engine, to put engines on one axis.
 The registry is per process: a metric registered at run time reaches local worker processes or Dask
 workers only if they register it too (in a module they import).
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -34,6 +39,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -41,8 +47,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._version import __version__
-from ..costmodel import Estimate
+from ..costmodel import EngineCost, Estimate
 from ..formats import AnyFormat, parse_enum
+from ..formats.engines import engine_catalog
 from ..models.fidelity import mean_cosine, retrieval_agreement
 from . import metrics as arithmetic
 
@@ -117,6 +124,14 @@ COST_COLUMNS: tuple[CostColumn, ...] = (
     CostColumn("dram_pj_per_element", "DRAM energy (pJ/element)", "pJ", lambda e: e.memory.a_dram_pj),
 )
 ESTIMATE_COLUMNS: tuple[CostColumn, ...] = tuple(c for c in COST_COLUMNS if c.of_estimate is not None)
+# A matrix engine's datapath (lowbit.costmodel.engine_cost). A study whose cost section names an engine
+# has `fraction_bits` beside the cost columns (area_um2 then the datapath's); its GEMM metrics' engines
+# have all three per engine, suffixed by the engine's slug, and `engine_points` names them as here.
+FRACTION_BITS = CostColumn("fraction_bits", "fraction bits of the engine's fused sum", "bits")
+ENGINE_AREA = CostColumn("engine_area_um2", "engine datapath area (um^2)", "um^2", mix=Mix.MAX, log_axis=True)
+ENGINE_ENERGY = CostColumn("engine_energy_pj_per_mac", "engine energy (pJ/MAC)", "pJ", log_axis=True)
+ENGINE_COST_COLUMNS: tuple[CostColumn, ...] = (ENGINE_AREA, ENGINE_ENERGY, FRACTION_BITS)
+
 
 _T, _M, _G = WorkloadKind.TENSOR, WorkloadKind.MODEL, WorkloadKind.GEMM
 _L, _H = Better.LOWER, Better.HIGHER
@@ -131,8 +146,85 @@ _BUILTIN: tuple[Metric, ...] = (
     Metric("fidelity", "model fidelity (mean cosine)", "", _H, {_M}, mean_cosine),
     Metric("retrieval_agreement", "retrieval agreement", "", _H, {_M}, retrieval_agreement),
     Metric("gemm_relative_error", "GEMM relative error", "", _L, {_G}, arithmetic.gemm_relative_error, True),
+    Metric(
+        "gemm_accumulation_error", "GEMM accumulation error", "", _L, {_G}, arithmetic.gemm_accumulation_error, True
+    ),
 )
 _METRICS: dict[str, Metric] = {m.name: m for m in _BUILTIN}
+
+
+# ----- matrix engines in tables -----------------------------------------------------------------------
+_NOT_SLUG = re.compile(r"[^0-9a-z]+")
+_SHAPE = re.compile(r"m(\d+)n(\d+)k(\d+)")
+_PROMOTED = re.compile(r"_p([0-9]+)$")
+ENGINE = "engine"  # engine_points' columns: the engine's label and its promotion (0: none)
+PROMOTE_EVERY = "promote_every"
+
+
+def engine_slug(engine: str, promote_every: int | None = None) -> str:
+    """The column suffix of a matrix engine ('arch:instruction') run with `promote_every` (None: no
+    promotion): lower case, every run of other characters one '_', the promotion as `_p<N>`; e.g.
+    'hopper_wgmma_m64n8k32_f32_e4m3_e4m3_p128'. The one function that names engine columns."""
+    text = _NOT_SLUG.sub("_", engine.lower()).strip("_")
+    return text + (f"_p{promote_every}" if promote_every else "")
+
+
+@functools.cache
+def _engines_by_slug() -> Mapping[str, str]:
+    """{slug: 'arch:instruction'} of every catalogued instruction (wgmma and tcgen05 at N = 8)."""
+    names = (f"{p.arch.value}:{p.instruction}" for p in engine_catalog())
+    return MappingProxyType({engine_slug(name): name for name in names})
+
+
+def engine_of_slug(suffix: str) -> tuple[str, int | None] | None:
+    """The engine ('arch:instruction') and promotion that a column suffix names; None when it names
+    none (an accumulator's suffix). wgmma and tcgen05 take any N: the catalog is read at N = 8."""
+    promoted = _PROMOTED.search(suffix)
+    base, every = (suffix[: promoted.start()], int(promoted[1])) if promoted else (suffix, None)
+    shape = _SHAPE.search(base)
+    key = base if shape is None else _SHAPE.sub(f"m{shape[1]}n8k{shape[3]}", base, count=1)
+    engine = _engines_by_slug().get(key)
+    if engine is None:
+        return None
+    return (engine if shape is None else _SHAPE.sub(shape[0], engine, count=1)), every
+
+
+def engine_label(engine: str, promote_every: int | None = None) -> str:
+    """'hopper wgmma.m64n8k32.f32.e4m3.e4m3, promote every 128'."""
+    return engine.replace(":", " ", 1) + (f", promote every {promote_every}" if promote_every else "")
+
+
+def gemm_suffix(options: Mapping[str, Any]) -> str | None:
+    """The column suffix of a GEMM metric's options (as the study gave them): the engine's slug with its
+    promotion, else the accumulator; None when they name neither."""
+    if options.get("engine"):
+        return engine_slug(options["engine"], options.get("promote_every"))
+    return options.get("accumulator")
+
+
+def _unit_label(suffix: str) -> str:
+    """What a GEMM column's suffix names, in words: an engine, or an accumulator."""
+    engine = engine_of_slug(suffix)
+    return engine_label(*engine) if engine else f"{suffix} accumulator"
+
+
+def _fraction_bits(cost: EngineCost) -> float:
+    return math.nan if cost.fraction_bits is None else float(cost.fraction_bits)
+
+
+def engine_cost_columns(cost: EngineCost, slug: str) -> dict[str, float]:
+    """One engine's datapath cost columns in a table of GEMM metrics on engines: area (um^2), energy
+    per MAC (pJ) and fraction bits (NaN without a cut), each suffixed by the engine's `slug`."""
+    values = (cost.area_um2, cost.energy_pj_per_mac, _fraction_bits(cost))
+    return {f"{c.name}_{slug}": float(v) for c, v in zip(ENGINE_COST_COLUMNS, values, strict=True)}
+
+
+def engine_unit_columns(cost: EngineCost) -> dict[str, float]:
+    """The cost columns when a study's cost section names an engine: its datapath is the unit, so
+    area_um2 is the datapath's (um^2), area_per_lane_um2 its area per product summed, energy_pj_per_mac
+    its energy per MAC (pJ), and fraction_bits its fused sum's (bits)."""
+    return {"area_um2": cost.area_um2, "area_per_lane_um2": cost.area_per_product_um2,
+            "energy_pj_per_mac": cost.energy_pj_per_mac, FRACTION_BITS.name: _fraction_bits(cost)}  # fmt: skip
 
 
 # Every GEMM metric row also records, per accumulator, the share of outputs that overflowed: outputs whose
@@ -141,9 +233,10 @@ OVERFLOW_PREFIX = "gemm_overflow"
 OVERFLOW_LABEL = "GEMM outputs that overflowed to Inf or NaN (fraction)"
 
 
-def overflow_column(accumulator: str) -> str:
-    """The column of the overflow fraction of GEMM metrics computed with `accumulator`."""
-    return f"{OVERFLOW_PREFIX}_{accumulator}"
+def overflow_column(suffix: str) -> str:
+    """The column of the overflow fraction of GEMM metrics computed with an accumulator (its name) or an
+    engine (`gemm_suffix` of the metric's options)."""
+    return f"{OVERFLOW_PREFIX}_{suffix}"
 
 
 def is_overflow_column(column: str) -> bool:
@@ -164,12 +257,13 @@ def overflowed(df: pd.DataFrame) -> pd.Series:
 
 
 def overflow_note(row: Mapping[str, Any]) -> str:
-    """'fp16 accumulator: 100% of outputs Inf/NaN' for each accumulator that overflowed ('' if none)."""
+    """'fp16 accumulator: 100% of outputs Inf/NaN' for each accumulator (or engine) that overflowed ('' if
+    none)."""
     parts = []
     for column, value in row.items():
         if is_overflow_column(str(column)) and isinstance(value, (int, float)) and value > 0:
-            accumulator = str(column).removeprefix(OVERFLOW_PREFIX + "_")
-            parts.append(f"{accumulator} accumulator: {100 * value:.3g}% of outputs Inf/NaN")
+            unit = _unit_label(str(column).removeprefix(OVERFLOW_PREFIX + "_"))
+            parts.append(f"{unit}: {100 * value:.3g}% of outputs Inf/NaN")
     return "; ".join(parts)
 
 
@@ -217,7 +311,8 @@ def get_metric(name: str) -> Metric:
 
 
 def metric_request(entry: str | Mapping[str, Mapping[str, Any]]) -> tuple[Metric, dict[str, Any]]:
-    """A study's metric entry (a name, or {GEMM metric: {accumulator, chunk}}) as (metric, options)."""
+    """A study's metric entry (a name, or {GEMM metric: {accumulator, chunk} or {engine, promote_every}})
+    as (metric, options)."""
     if isinstance(entry, str):
         return get_metric(entry), {}
     ((name, options),) = entry.items()
@@ -225,9 +320,11 @@ def metric_request(entry: str | Mapping[str, Mapping[str, Any]]) -> tuple[Metric
 
 
 def metric_column(entry: str | Mapping[str, Mapping[str, Any]]) -> str:
-    """The table column of a metric entry: its name, with `_<accumulator>` when the entry names one."""
+    """The table column of a metric entry: its name, with `_<accumulator>` or `_<engine slug>` when the
+    entry names one."""
     metric, options = metric_request(entry)
-    return metric.name + (f"_{options['accumulator']}" if "accumulator" in options else "")
+    suffix = gemm_suffix(options)
+    return metric.name + (f"_{suffix}" if suffix else "")
 
 
 def metric_columns(
@@ -260,7 +357,17 @@ def workload_kind(kind: str) -> WorkloadKind:
 
 
 def cost_column(name: str) -> CostColumn | None:
-    return next((c for c in COST_COLUMNS if c.name == name), None)
+    """The cost column `name` (an engine's, without its slug)."""
+    return next((c for c in (*COST_COLUMNS, *ENGINE_COST_COLUMNS) if c.name == name), None)
+
+
+def _engine_cost_of(column: str) -> tuple[CostColumn, tuple[str, int | None]] | None:
+    """(cost column, engine) of a per-engine cost column such as `engine_area_um2_<slug>`."""
+    for c in ENGINE_COST_COLUMNS:
+        engine = engine_of_slug(column.removeprefix(c.name + "_")) if column.startswith(c.name + "_") else None
+        if engine is not None:
+            return c, engine
+    return None
 
 
 def estimate_columns(e: Estimate) -> dict[str, float]:
@@ -279,13 +386,18 @@ def column_label(column: str) -> str:
     cost = cost_column(column)
     if cost is not None:
         return cost.label
+    if (engine_cost := _engine_cost_of(column)) is not None:
+        return f"{engine_cost[0].label} — {engine_label(*engine_cost[1])}"
     if is_overflow_column(column):
-        return f"{OVERFLOW_LABEL}, {column.removeprefix(OVERFLOW_PREFIX + '_')} accumulator"
+        return f"{OVERFLOW_LABEL}, {_unit_label(column.removeprefix(OVERFLOW_PREFIX + '_'))}"
     metric = metric_of(column)
     if metric is None:
         return column
     suffix = column.removeprefix(metric.name).removeprefix("_")
-    return f"{metric.label} ({suffix} accumulator)" if suffix else metric.label
+    if not suffix:
+        return metric.label
+    engine = engine_of_slug(suffix)
+    return f"{metric.label} — {engine_label(*engine)}" if engine else f"{metric.label} ({suffix} accumulator)"
 
 
 def higher_is_better(column: str) -> bool:
@@ -295,8 +407,48 @@ def higher_is_better(column: str) -> bool:
 
 def log_axis(column: str) -> bool:
     """Whether a column's values span decades (plots use a log axis)."""
-    found = cost_column(column) or metric_of(column)
+    engine_cost = _engine_cost_of(column)
+    found = cost_column(column) or (engine_cost[0] if engine_cost else None) or metric_of(column)
     return found is not None and found.log_axis
+
+
+def _engine_column(column: str) -> bool:
+    """Whether a column holds one engine's values: a GEMM metric's, an overflow or a cost column."""
+    metric = metric_of(column)
+    if metric is not None and column != metric.name:
+        return engine_of_slug(column.removeprefix(metric.name + "_")) is not None
+    if is_overflow_column(column):
+        return engine_of_slug(column.removeprefix(OVERFLOW_PREFIX + "_")) is not None
+    return _engine_cost_of(column) is not None
+
+
+def engine_points(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """A table in long form, one row per table row and engine that has a value of `metric` (a GEMM
+    metric's name, or one of its columns): the row's columns that name no engine, then `engine` (its
+    label), `promote_every` (0: none), `metric` holding the engine's value, the engine's cost columns
+    (`engine_area_um2` in um^2, `engine_energy_pj_per_mac` in pJ, `fraction_bits`: NaN when the study had
+    no cost section) and its overflow column. With it a front can run across engines: error against
+    engine area. The area is the datapath's alone: promotion's float32 adds are not priced."""
+    target = metric_of(metric)
+    if target is None or WorkloadKind.GEMM not in target.kinds:
+        raise ValueError(f"engine_points: {metric!r} is not a GEMM metric")
+    own = [c for c in df.columns if not _engine_column(str(c)) and c != target.name]
+    parts = []
+    for column in df.columns:
+        engine = (
+            engine_of_slug(str(column).removeprefix(target.name + "_")) if metric_of(str(column)) is target else None
+        )
+        if engine is None:
+            continue
+        part = df[own].assign(**{ENGINE: engine_label(*engine), PROMOTE_EVERY: engine[1] or 0, target.name: df[column]})
+        for c in ENGINE_COST_COLUMNS:
+            part[c.name] = df.get(f"{c.name}_{engine_slug(engine[0])}", math.nan)
+        overflow = overflow_column(engine_slug(*engine))
+        if overflow in df.columns:
+            part[overflow] = df[overflow]
+        parts.append(part[part[target.name].notna()])
+    columns = [*own, ENGINE, PROMOTE_EVERY, target.name, *(c.name for c in ENGINE_COST_COLUMNS)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 # A temporary file's name says which process wrote it, so that a later run removes the ones whose writer

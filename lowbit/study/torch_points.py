@@ -97,7 +97,10 @@ def drops(factory: str, layers: str, base: str, count: int | None, spec_json: st
 
 
 def _rule(w: TorchWorkload, fmt):
-    return torch_adapter().Rule(weight=fmt, activation=w.activations, accumulator=w.accumulator, chunk=w.chunk)
+    unit = {"accumulator": w.accumulator, "chunk": w.chunk}
+    if w.engine is not None:
+        unit = {"engine": w.engine, "promote_every": w.promote_every}
+    return torch_adapter().Rule(weight=fmt, activation=w.activations, **unit)
 
 
 def _outputs(w: TorchWorkload, base: str, rules: dict) -> np.ndarray:

@@ -8,9 +8,10 @@ A `QuantLinear` quantizes its weight along the input axis (K), once, and again w
 changes (its version counter moves, as an optimizer step moves it). Its forward:
 - without an accumulator: torch's float32 `F.linear` on the quantized weight and the quantized input
   (when the rule has an activation format, quantized along K);
-- with an accumulator: `lowbit.simulator.matmul(x, W^T, activation, weight, accumulator, chunk)`, bit
-  for bit, plus the bias, added in float64 and rounded once to x's dtype. Its backward is that of
-  the float32 product of the quantized operands (straight-through).
+- with an accumulator or a matrix engine: `lowbit.simulator.matmul(x, W^T, activation, weight,
+  accumulator, chunk)` (or `engine=..., promote_every=...`), bit for bit, plus the bias, added in
+  float64 and rounded once to x's dtype. Its backward is that of the float32 product of the
+  quantized operands (straight-through).
 Weights and inputs pass the rounding's gradient straight through.
 """
 
@@ -26,6 +27,8 @@ from torch.nn import functional
 
 from .. import simulator
 from ..formats import Accumulator, get_accumulator, get_format
+from ..formats.engines import get_engine
+from ..simulator.engine_gemm import check_promote, parse_engine
 from .autograd import fake_quantize
 from .tensors import host_view, quantize
 
@@ -40,12 +43,17 @@ class Rule:
                  int32, eXmY, exact ...); None multiplies in torch's float32. An emulated accumulator
                  needs both formats.
     chunk:       products summed exactly before each accumulation (matmul's chunk).
+    engine:      a matrix engine, (arch, instruction) or 'arch:instruction' (`lowbit.simulator.engines()`),
+                 in place of an accumulator: the product runs as that instruction over K.
+    promote_every: with an engine, its partial results go into float32 every this many elements of K.
     """
 
     weight: object = None
     activation: object = None
     accumulator: str | Accumulator | None = None
     chunk: int | None = None
+    engine: tuple[str, str] | str | None = None
+    promote_every: int | None = None
 
     def __post_init__(self) -> None:
         for field in ("weight", "activation"):
@@ -59,9 +67,35 @@ class Rule:
                     f"Rule: accumulator {self.accumulator.label!r} emulates a product of two formats; "
                     "give both weight and activation formats"
                 )
+        self._check_engine()
         if self.chunk is not None and (self.accumulator is None or isinstance(self.chunk, bool)
                                        or not isinstance(self.chunk, int) or self.chunk < 1):  # fmt: skip
             raise ValueError(f"Rule: chunk must be a positive integer with an accumulator, got {self.chunk!r}")
+
+    def _check_engine(self) -> None:
+        if self.engine is None:
+            if self.promote_every is not None:
+                raise ValueError("Rule: promote_every applies to a matrix engine; give engine too")
+            return
+        arch, instruction = parse_engine(self.engine)
+        profile = get_engine(arch, instruction)  # a ValueError names what is unknown
+        object.__setattr__(self, "engine", (arch, instruction))
+        if self.accumulator is not None or self.chunk is not None:
+            raise ValueError("Rule: an engine sets the accumulation itself; give engine or accumulator, not both")
+        if self.weight is None or self.activation is None:
+            raise ValueError("Rule: an engine multiplies two formats; give both weight and activation formats")
+        check_promote(self.promote_every, profile)
+
+    @property
+    def emulated(self) -> bool:
+        """Whether products run through `lowbit.simulator.matmul` (an accumulator or an engine)."""
+        return self.accumulator is not None or self.engine is not None
+
+    def unit(self) -> dict:
+        """matmul's arguments for the emulated product."""
+        if self.engine is not None:
+            return {"engine": self.engine, "promote_every": self.promote_every}
+        return {"accumulator": self.accumulator, "chunk": self.chunk}
 
 
 class _EmulatedLinear(torch.autograd.Function):
@@ -70,7 +104,7 @@ class _EmulatedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, wq, operand, rule):
         x2 = host_view(x).reshape(-1, x.shape[-1])
-        y = simulator.matmul(x2, operand, rule.activation, None, rule.accumulator, rule.chunk)
+        y = simulator.matmul(x2, operand, rule.activation, rule.weight, **rule.unit())
         # the backward's operands: quantized again only when a weight gradient needs them
         xq = quantize(x, rule.activation, axis=-1).to(x.dtype) if ctx.needs_input_grad[1] else None
         ctx.save_for_backward(xq, wq)
@@ -112,14 +146,14 @@ class QuantLinear(nn.Linear):
             with torch.inference_mode(False):  # a cache made under inference_mode must still train
                 fmt = self.rule.weight
                 wq = w.detach() if fmt is None else quantize(w, fmt, axis=-1).to(w.dtype)
-                operand = None if self.rule.accumulator is None else simulator.operand(host_view(w).T, fmt)
+                operand = simulator.operand(host_view(w).T, fmt) if self.rule.emulated else None
             self._cache = (key, wq, operand)
         return self._cache[1], self._cache[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         wq, operand = self._quantized()
         w = self.weight
-        if self.rule.accumulator is not None:
+        if self.rule.emulated:
             y = _EmulatedLinear.apply(x, w, wq, operand, self.rule)
             # the bias added in float64, then one rounding to x's dtype (as lowbit's NumPy models do)
             return (y if self.bias is None else y + self.bias.double()).to(x.dtype)
@@ -134,6 +168,10 @@ class QuantLinear(nn.Linear):
         parts += [f"weight={_name(r.weight)}", f"activation={_name(r.activation)}"]
         if r.accumulator is not None:
             parts.append(f"accumulator={r.accumulator.label}" + (f", chunk={r.chunk}" if r.chunk else ""))
+        if r.engine is not None:
+            parts.append(
+                f"engine={':'.join(r.engine)}" + (f", promote_every={r.promote_every}" if r.promote_every else "")
+            )
         return ", ".join(parts)
 
 
@@ -223,6 +261,8 @@ def layer_summaries(model: nn.Module) -> list[LayerSummary]:
             w, r = module.weight, module.rule
             bits = r.weight.bits_per_element_in(tuple(w.shape), axis=1) if r.weight else 8.0 * w.element_size()
             acc = "float32 (torch)" if r.accumulator is None else r.accumulator.label
+            if r.engine is not None:
+                acc = " ".join(r.engine) + (f" (promote every {r.promote_every})" if r.promote_every else "")
             rows.append(LayerSummary(name, w.numel(), _name(r.weight), _name(r.activation), acc, float(bits)))
         elif isinstance(module, nn.Linear):
             w = module.weight

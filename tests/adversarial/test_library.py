@@ -371,6 +371,7 @@ def test_huge_double_quant_group():
 def test_huge_block_in_matmul():
     a, b = _x((2, 4)).astype(np.float64), _x((4, 3), seed=1).astype(np.float64)
     big, small = get_format("int4_g128", block=HUGE), get_format("int4_g128", block=4)
+    matmul(a, b, small, small, chunk=4)  # compiles the driver first: the peak is the block's, not the JIT's
     got, peak = _peak_bytes(lambda: matmul(a, b, big, big, chunk=HUGE))
     assert peak < 1 << 20
     np.testing.assert_array_equal(got, matmul(a, b, small, small))

@@ -37,3 +37,18 @@ def test_quantized_weights_equal_quantizing_by_hand(minilm):
     assert 0.99 < mean_cosine(m.embed(s), e) < 1.0
     w8a8 = m.embed(s, linear=quantized_linear("mxint8", activations="mxint8", accumulator="fp32"))
     assert mean_cosine(m.embed(s), w8a8) > 0.995
+
+
+def test_an_engine_runs_each_layer_as_its_instruction(minilm):
+    m = minilm
+    s = sentences(2)
+    engine = ("hopper", "wgmma.m64n8k32.f32.e4m3.e4m3")
+
+    def by_hand(name, x, w, b):
+        y = lowbit.simulator.matmul(x, w.T, "float8_e4m3fn", "float8_e4m3fn", engine=engine, promote_every=128)
+        return (y + b).astype(np.float32)
+
+    linear = quantized_linear("float8_e4m3fn", "float8_e4m3fn", engine=engine, promote_every=128)
+    e = m.embed(s, linear=linear)
+    np.testing.assert_array_equal(e, m.embed(s, linear=by_hand))
+    assert 0.99 < mean_cosine(m.embed(s), e) < 1.0

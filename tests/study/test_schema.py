@@ -135,6 +135,31 @@ def test_errors_name_the_path(mutate, message):
             lambda d: d.update(workloads=[{"kind": "model", "activations": "mxfp5"}]),
             "workloads[0].activations: unknown format 'mxfp5'",
         ),
+        (
+            lambda d: d.update(workloads=[{"kind": "model", "engine": "hopper:wgmma.m64n8k32.f32.e4m3.e4m3"}]),
+            "workloads[0]: engine: an engine multiplies two formats; give `activations` too",
+        ),
+        (
+            lambda d: d.update(workloads=[{"kind": "model", "activations": "float8_e4m3fn", "engine": "volta:x"}]),
+            "workloads[0].engine: instruction 'x'",
+        ),
+        (
+            lambda d: d.update(
+                workloads=[
+                    {
+                        "kind": "model",
+                        "activations": "float8_e4m3fn",
+                        "accumulator": "fp16",
+                        "engine": "hopper:wgmma.m64n8k32.f32.e4m3.e4m3",
+                    }
+                ]  # fmt: skip
+            ),
+            "engine: an engine sets the accumulation itself",
+        ),
+        (
+            lambda d: d.update(workloads=[{"kind": "model", "activations": "float8_e4m3fn", "promote_every": 128}]),
+            "promote_every: promotion applies to a matrix engine",
+        ),
     ],
 )
 def test_every_name_is_checked_at_load(mutate, message):
@@ -148,6 +173,17 @@ def test_names_that_exist_pass():
     d["workloads"].append({"kind": "model", "activations": "mxfp8_e4m3", "accumulator": "e8m13"})
     study = validate_study(d)
     assert study.cost.b_format == "nvfp4" and study.workloads[1].accumulator == "e8m13"
+
+
+def test_a_model_workload_without_an_engine_dumps_as_before_engines():
+    d = copy.deepcopy(BASE)
+    d["workloads"].append({"kind": "model", "activations": "mxfp8_e4m3"})
+    engine = ["hopper", "wgmma.m64n8k32.f32.e4m3.e4m3"]
+    d["workloads"].append({"kind": "model", "activations": "float8_e4m3fn", "engine": engine, "promote_every": 128})
+    study = validate_study(d)
+    assert "engine" not in study.workloads[1].model_dump() and "promote_every" not in study.workloads[1].model_dump()
+    dumped = study.workloads[2].model_dump()
+    assert dumped["engine"] == "hopper:wgmma.m64n8k32.f32.e4m3.e4m3" and dumped["promote_every"] == 128
 
 
 def test_file_errors(tmp_path):

@@ -24,9 +24,13 @@ def _x(*shape, seed: int = 1) -> torch.Tensor:
 
 def _expected(x: np.ndarray, layer: nn.Linear, rule: Rule) -> np.ndarray:
     w = layer.weight.detach().numpy()
-    y = simulator.matmul(
-        x.reshape(-1, x.shape[-1]), w.T, rule.activation, rule.weight, rule.accumulator, chunk=rule.chunk
-    )
+    x2 = x.reshape(-1, x.shape[-1])
+    if rule.engine is not None:
+        y = simulator.matmul(
+            x2, w.T, rule.activation, rule.weight, engine=rule.engine, promote_every=rule.promote_every
+        )
+    else:
+        y = simulator.matmul(x2, w.T, rule.activation, rule.weight, rule.accumulator, chunk=rule.chunk)
     return (y + layer.bias.detach().numpy().astype(np.float64)).astype(np.float32).reshape(*x.shape[:-1], -1)
 
 
@@ -38,8 +42,10 @@ def _expected(x: np.ndarray, layer: nn.Linear, rule: Rule) -> np.ndarray:
         Rule("int4", "int8", "int32"),
         Rule("mxfp4", "mxfp8_e4m3", "fp16", chunk=16),
         Rule("int4_g128", "bfloat16", "bf16", chunk=8),
+        Rule("float8_e4m3fn", "float8_e4m3fn", engine="hopper:wgmma.m64n8k32.f32.e4m3.e4m3", promote_every=32),
+        Rule("mxfp4", "mxfp4", engine=("rtx_blackwell", "mma.m16n8k64.mxf4nvf4.block32.f32.e2m1.e2m1.f32")),
     ],
-    ids=["fp32", "fp16", "int32", "fp16_chunk16", "bf16_chunk8"],
+    ids=["fp32", "fp16", "int32", "fp16_chunk16", "bf16_chunk8", "hopper_fp8", "rtx_blackwell_mxfp4"],
 )
 def test_quantlinear_equals_matmul_bit_for_bit(rule):
     model = _mlp()
@@ -141,6 +147,14 @@ def test_rule_errors():
         Rule("mxfp9")
     with pytest.raises(ValueError, match="chunk"):
         Rule("mxfp4", "mxfp8_e4m3", "fp16", chunk=0)
+    with pytest.raises(ValueError, match="not both"):
+        Rule("float8_e4m3fn", "float8_e4m3fn", "fp16", engine="hopper:wgmma.m64n8k32.f32.e4m3.e4m3")
+    with pytest.raises(ValueError, match="promote_every"):
+        Rule("float8_e4m3fn", "float8_e4m3fn", promote_every=128)
+    with pytest.raises(ValueError, match="promote_every"):
+        Rule("float8_e4m3fn", "float8_e4m3fn", engine="hopper:wgmma.m64n8k32.f32.e4m3.e4m3", promote_every=100)
+    with pytest.raises(ValueError, match="instruction"):
+        Rule("float8_e4m3fn", "float8_e4m3fn", engine="hopper:wgmma.m64n8k33.f32.e4m3.e4m3")
     with pytest.raises(TypeError, match="rules"):
         quantize_model(_mlp(), {})
     with pytest.raises(TypeError, match="model"):

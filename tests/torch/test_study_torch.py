@@ -203,6 +203,27 @@ def test_columns_are_the_minilm_workloads(table, fake_minilm, tmp_path):
         ({"factory": "m:f", "activations": "mxfp8_e4m3", "chunk": 4}, "workloads[0].chunk: a chunk splits"),
         ({"factory": "m:f", "activations": "mxfp9"}, "workloads[0].activations: unknown format 'mxfp9'"),
         ({"factory": "m:f", "layer": "*"}, "workloads[0].layer: unknown key"),
+        ({"factory": "m:f", "activations": "float8_e4m3fn", "promote_every": 128}, "promote_every: promotion"),
+        ({"factory": "m:f", "engine": "hopper:wgmma.m64n8k32.f32.e4m3.e4m3"}, "give `activations` too"),
+        (
+            {
+                "factory": "m:f",
+                "activations": "float8_e4m3fn",
+                "engine": "hopper:wgmma.m64n8k32.f32.e4m3.e4m3",
+                "accumulator": "fp32",
+            },
+            "engine: an engine sets the accumulation",
+        ),  # fmt: skip
+        (
+            {
+                "factory": "m:f",
+                "activations": "float8_e4m3fn",
+                "engine": "hopper:wgmma.m64n8k32.f32.e4m3.e4m3",
+                "promote_every": 100,
+            },
+            "promote_every: must be a multiple",
+        ),  # fmt: skip
+        ({"factory": "m:f", "activations": "float8_e4m3fn", "engine": "hopper:wgmma"}, "workloads[0].engine"),
     ],
 )
 def test_bad_workloads_name_the_path(workload, message):
@@ -257,6 +278,19 @@ def test_emulated_accumulator_tuple_batches_and_no_metric(tmp_path):
     ref, out, _ = direct({"*": "nvfp4"})
     assert rows.loc["generator"].fidelity == pytest.approx(cosine(ref, out), abs=1e-6)
     assert np.isnan(rows.loc["generator"].task_metric) and np.isnan(rows.loc["generator"].task_metric_float32)
+
+
+def test_engine_workload_equals_the_rule_on_the_model(tmp_path):
+    engine = "hopper:wgmma.m64n8k32.f32.e4m3.e4m3"
+    workload = {"kind": "torch", "factory": "tests.torch.factories:digits_pair", "activations": "float8_e4m3fn",
+                "engine": engine, "promote_every": 64, "name": "engine"}  # fmt: skip
+    study = validate_study({"schema_version": 1, "name": "engine", "formats": ["float8_e4m3fn"],
+                            "workloads": [workload], "metrics": METRICS})  # fmt: skip
+    r = run_study(study, tmp_path, progress=False, base=ROOT)
+    assert r.failed == 0, r.table.error.tolist()
+    rule = Rule(weight="float8_e4m3fn", activation="float8_e4m3fn", engine=engine, promote_every=64)
+    ref, out, _ = direct({"*": rule})
+    assert r.table.set_index("workload").loc["engine"].fidelity == pytest.approx(cosine(ref, out), abs=1e-6)
 
 
 RANDOM_MLP = """\

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 from numba import float64
 
 from ...lazy import numba_cuda
-from . import dot_scalar
-from .dot_scalar import STACK, dot_one
+from . import dot_scalar, engine_scalar
+from .dot_scalar import STACK, dot_one, per_product_one
+from .engine_scalar import fdpa_one, gst_one
 from .jit import cuda_device, cuda_kernel
 from .scalar import (
     absmax_block,
@@ -109,9 +110,53 @@ def dot_loop(ea, sa, blk_a, eb, sb, blk_b, chunk, q, trunc, order, tscale, out, 
         flags[i, j] = bad
 
 
+def dot_per_product_loop(ea, eb, q, out):
+    """A thread per output (grid-stride), accumulated one product at a time (chunk 1) where the host
+    has proved the per-product conditions (`dot_scalar.rounded_sum_step`; eb laid out (N, K))."""
+    cols = out.shape[1]
+    for t in range(cuda.grid(1), out.shape[0] * cols, cuda.gridsize(1)):
+        i = t // cols
+        j = t - i * cols
+        out[i, j] = per_product_one(ea, eb, i, j, q)
+
+
+DOT_LOOPS = (dot_loop, dot_per_product_loop)
+
+
 @functools.cache
 def cuda_dot_drivers() -> SimpleNamespace:
     """The dot-product drivers compiled for CUDA (built on first use)."""
-    namespace = dot_scalar.make_dot_kernels(cuda_device, cuda=numba_cuda(), float64=float64, dot_loop=dot_loop)
-    kernels = retarget((dot_loop,), cuda_kernel, namespace)
-    return SimpleNamespace(dot=kernels["dot_loop"])
+    loops = {f.__name__: f for f in DOT_LOOPS}  # in place of the CPU loops of the same names
+    namespace = dot_scalar.make_dot_kernels(cuda_device, cuda=numba_cuda(), float64=float64, **loops)
+    kernels = retarget(DOT_LOOPS, cuda_kernel, namespace)
+    return SimpleNamespace(**{name.removesuffix("_loop"): fn for name, fn in kernels.items()})
+
+
+def fdpa_loop(a, ea, b, eb, xa, xb, k0, k1, cfg, out):
+    """A thread per output (grid-stride): a T_FDPA / ST_FDPA chain (b, eb laid out (K, N))."""
+    cols = out.shape[1]
+    for t in range(cuda.grid(1), out.shape[0] * cols, cuda.gridsize(1)):
+        i = t // cols
+        j = t - i * cols
+        out[i, j] = fdpa_one(a, ea, b, eb, xa, xb, k0, k1, cfg, i, j)
+
+
+def gst_loop(a, nza, b, nzb, sa, xa, sb, xb, k0, k1, cfg, out):
+    """A thread per output (grid-stride): a GST_FDPA chain (b, nzb laid out (K, N))."""
+    cols = out.shape[1]
+    for t in range(cuda.grid(1), out.shape[0] * cols, cuda.gridsize(1)):
+        i = t // cols
+        j = t - i * cols
+        out[i, j] = gst_one(a, nza, b, nzb, sa, xa, sb, xb, k0, k1, cfg, i, j)
+
+
+ENGINE_LOOPS = (fdpa_loop, gst_loop)
+
+
+@functools.cache
+def cuda_engine_drivers() -> SimpleNamespace:
+    """The matrix-engine GEMM drivers compiled for CUDA (built on first use)."""
+    loops = {f.__name__: f for f in ENGINE_LOOPS}  # in place of the CPU loops of the same names
+    namespace = engine_scalar.make_engine_kernels(cuda_device, cuda=numba_cuda(), **loops)
+    kernels = retarget(ENGINE_LOOPS, cuda_kernel, namespace)
+    return SimpleNamespace(**{name.removesuffix("_loop"): fn for name, fn in kernels.items()})

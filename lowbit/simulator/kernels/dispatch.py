@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from ...lazy import numba_cuda
-from .cpu import cpu_dot_drivers, cpu_drivers
-from .cuda import cuda_dot_drivers, cuda_drivers, launch
+from .cpu import cpu_dot_drivers, cpu_drivers, cpu_engine_drivers
+from .cuda import cuda_dot_drivers, cuda_drivers, cuda_engine_drivers, launch
 
 
 class Target(enum.Enum):
@@ -31,6 +31,7 @@ class Suite(enum.Enum):
 
     ELEMENTS = "elements"  # quantize, encode, decode, block kernels, transforms
     DOT = "dot"  # dot-product / GEMM emulation
+    ENGINE = "engine"  # GEMMs on a matrix engine's fused sums
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Out:
 
 def drivers(target: Target, suite: Suite = Suite.ELEMENTS) -> SimpleNamespace:
     """The compiled drivers of `suite` for `target` (CPU or CUDA), built on first use."""
+    if suite is Suite.ENGINE:
+        return cuda_engine_drivers() if target is Target.CUDA else cpu_engine_drivers()
     if target is Target.CUDA:
         return cuda_dot_drivers() if suite is Suite.DOT else cuda_drivers()
     return cpu_dot_drivers() if suite is Suite.DOT else cpu_drivers()

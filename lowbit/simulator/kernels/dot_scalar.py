@@ -353,6 +353,162 @@ def scale_add64_loop(sums, c0, sa, blk_a, sbt, blk_b, chunk, q, acc):
                 acc[i, j] = acc_add(acc[i, j], vh, vl, q)
 
 
+# ----- Per-product accumulation (chunk 1): acc = round(acc + a_ik * b_kj) after every product -----
+# The general driver carries every sum as an error-free pair and rounds it through round-to-odd. Where
+# the host has proved one of two conditions for the operands' values (gemm.per_product_plan), the same
+# result takes a few branch-free operations per product, which vectorise over columns:
+#   exact:  acc + p is exact in float64 (every acc and p a multiple of a power of two g, and the
+#           largest |acc| + |p| below 2^52 g): one rounding, to nearest even (a Veltkamp split, with
+#           (x + C) - C for sums between the accumulator's subnormals) or directed (`directed_step`);
+#   double: nearest even: the lanes' sum (float32 or float64, p' bits) rounded again to the
+#           accumulator's p = man_bits + 1 bits is the sum rounded once, when both operands have at most
+#           p bits, p' >= 2p + 1, and every product is a multiple of the accumulator's subnormal step u
+#           (a sum below its smallest normal is then exact; a larger one rounds as with an unbounded
+#           exponent). Figueroa 1995; in brief, with |x| >= |y|: if their exponents differ by at most
+#           p' - p - 1, x + y is exact in p' bits; otherwise |y| < ulp_p(x)/2, and the distance from
+#           x + y to each p-bit midpoint within reach (x +- ulp_p(x)/2, or x - ulp_p(x)/4 below a
+#           power of two) is 0 or more than half an ulp of p' bits there, so the first rounding never
+#           lands on a midpoint the sum is not on.
+# Where every product is a multiple of u, a sum below the smallest normal has at most man_bits bits and
+# the split alone rounds (`nearest_step`). The CUDA kernel takes `rounded_sum_step` under the same
+# conditions. The constants of the steps, a vector in the lanes' dtype filled by the host:
+(
+    PP_SPLIT,  # Veltkamp's splitter 2^(lane precision - 1 - man_bits) + 1 (1: the lanes are the accumulator)
+    PP_TINY,  # 2^emin, the smallest normal
+    PP_SUBC,  # 1.5 * 2^(emin - man_bits + 52): (x + C) - C rounds x to a multiple of u
+    PP_MAX,  # the largest finite value
+    PP_INF,  # +Inf
+    PP_INV2M,  # 2^-man_bits
+    PP_ULP_MIN,  # u = 2^(emin - man_bits)
+    PP_DIR_A,  # directed modes: see `directed_step`
+    PP_DIR_B,
+    PP_THR,
+    PP_ZERO,
+    PP_COUNT,
+) = range(12)
+PP_NEAR, PP_NEAR_SUB, PP_DIRECTED = range(3)  # the step: nearest, nearest with subnormal sums, directed
+_ONE_BIT = 4503599627370497.0  # 2^52 + 1: a Veltkamp split that keeps one significant bit of a float64
+_GRID = 6755399441055744.0  # 1.5 * 2^52: (x + _GRID * s) - _GRID * s rounds |x| < 2^51 s to a multiple of s
+PP_ROWS = 4  # rows that share each element of the second operand: one load serves 4 sums
+PP_COLS = 32  # columns of a strip: 4 rows x 32 columns of independent sums hide the step's latency
+
+
+def nearest_step(acc, p, split, big, inf):
+    """acc + p rounded to nearest even in the accumulator, when every sum below its smallest normal is
+    exact there: Veltkamp's split with split = 2^(lane precision - 1 - man_bits) + 1 keeps man_bits + 1
+    bits (split = 1 where the lanes are the accumulator: the sum itself). Past the largest finite
+    value `big` the result is Inf of the sum's sign (an Inf sum gives NaN in the split: the same).
+    Zero sums are +0 as in `dot_one`: acc is never -0 under nearest even, so a -0 product is as +0."""
+    s = acc + p
+    c = s * split
+    r = c - (c - s)
+    return r if abs(r) <= big else math.copysign(inf, s)
+
+
+def nearest_sub_step(acc, p, split, tiny, subc, big, inf):
+    """`nearest_step` for sums that can fall between the accumulator's subnormals: below its smallest
+    normal `tiny`, (s + subc) - subc with subc = 1.5 * 2^(emin - man_bits + lane precision - 1) rounds s
+    to a multiple of the subnormal step. Equals `round_near` on finite sums."""
+    s = acc + p
+    c = s * split
+    hi = c - (c - s)
+    lo = (s + subc) - subc
+    r = hi if abs(s) >= tiny else lo
+    return r if abs(r) <= big else math.copysign(inf, s)
+
+
+def directed_step(acc, p, inv2m, ulp_min, big, inf, dir_a, dir_b, thr, zero):
+    """acc + p, exact in float64, rounded once under a mode other than nearest-even, as `round_acc`
+    rounds it (signs of zero included), on the magnitude a = |s| (sign restored at the end). The
+    step of a's binade, ulp = max(2^floor(log2 a) * 2^-man_bits, ulp_min), comes from a one-bit
+    Veltkamp split (2^floor(log2 a) is that split or half of it); rn, a rounded to nearest even on
+    that grid, moves one step away from zero (up = dir_a * sign + dir_b = 1) or toward it (-1)
+    where a lies beyond it that way by at least thr * ulp (thr: 2^-60, below every nonzero distance,
+    a multiple of g > 2^-53 ulp; or 1/2 under rna, which moves ties only): rtz (0, -1), rup (1, 0),
+    rdown (-1, 0), rna (0, 1).
+    Past `big`: the largest finite value toward zero, else Inf. `zero` (+0.0, or -0.0 under rna) is
+    added last: a zero result is +0 as round_acc's integer conversion gives it, or under rna the
+    sum's sign (round_acc's copysign). A zero sum is +0, as in `dot_one`, whose chunk sums start
+    from +0 (-0 + -0 would be -0 here). Every step is a select, so that the column loop vectorises
+    (a select between two copysign calls stops it)."""
+    s = (acc + p) + 0.0
+    a = abs(s)
+    c = a * _ONE_BIT
+    h = c - (c - a)
+    top = h if h <= a else h * 0.5  # 2^floor(log2 a)
+    w = top * inv2m
+    ulp = w if w > ulp_min else ulp_min
+    grid = ulp * _GRID
+    rn = (a + grid) - grid
+    sign = math.copysign(1.0, s)
+    up = dir_a * sign + dir_b
+    r = rn + up * ulp if (a - rn) * up >= thr * ulp else rn
+    over = big if up < 0.0 else inf
+    return (r if r <= big else over) * sign + zero
+
+
+def rounded_sum_step(acc, p, q):
+    """acc + p rounded once to the float accumulator by `round_acc`, under the host's per-product
+    conditions (the sum exact in float64, or nearest-even with innocuous double rounding), as
+    `dot_one` rounds it at chunk 1: a zero product counts as +0, and under nearest-even a zero result
+    is +0 (`round_near`'s). The CUDA per-product kernel's step: frexp and a power-of-two quotient, no
+    product feeding a sum, so NVVM's default contraction of a * b + c into one fused operation (which
+    numba-cuda cannot turn off, and which would break a Veltkamp split) leaves it unchanged."""
+    r = round_acc((acc + p) + 0.0, q)
+    return r + 0.0 if q[Q_MODE] == RNE else r
+
+
+def per_product_one(ea, eb, i, j, q):
+    """Output (i, j) accumulated one product at a time in K order (eb laid out (N, K))."""
+    acc = 0.0
+    for k in range(ea.shape[1]):
+        acc = rounded_sum_step(acc, ea[i, k] * eb[j, k], q)
+    return acc
+
+
+def dot_per_product_loop(ea, ebk, c, kind, out):
+    """Every output accumulated one product at a time in K order (ebk: the second operand laid out
+    (K, N), N a multiple of PP_COLS, zero-padded; ea, ebk and c in the lanes' dtype, float32 or
+    float64). Tiles of PP_ROWS rows by PP_COLS columns over the cores; the step kind is tested outside
+    the column loop, so that each column loop is branch-free and vectorises (4 rows per element of b:
+    1.6 times the speed of a column loop per row). Equals `dot_loop` at chunk 1 under the host's
+    conditions (tested)."""
+    rows, n = ea.shape
+    strips = ebk.shape[1] // PP_COLS
+    blocks = (rows + PP_ROWS - 1) // PP_ROWS
+    split, tiny, subc, big, inf = c[PP_SPLIT], c[PP_TINY], c[PP_SUBC], c[PP_MAX], c[PP_INF]
+    inv2m, ulp_min, thr, zero = c[PP_INV2M], c[PP_ULP_MIN], c[PP_THR], c[PP_ZERO]
+    dir_a, dir_b = c[PP_DIR_A], c[PP_DIR_B]
+    for t in prange(strips * blocks):
+        j0 = (t // blocks) * PP_COLS  # a thread's tiles share strips: each strip is read by all rows
+        i0 = (t % blocks) * PP_ROWS
+        acc = np.zeros((PP_ROWS, PP_COLS), ea.dtype)
+        a = np.empty(PP_ROWS, ea.dtype)
+        for k in range(n):
+            for r in range(PP_ROWS):
+                a[r] = ea[min(i0 + r, rows - 1), k]  # rows past the last repeat it, unwritten
+            # each element of b serves PP_ROWS rows (the row loop unrolls, the column loop vectorises)
+            if kind == PP_NEAR:
+                for jj in range(PP_COLS):
+                    b = ebk[k, j0 + jj]
+                    for r in range(PP_ROWS):
+                        acc[r, jj] = nearest_step(acc[r, jj], a[r] * b, split, big, inf)
+            elif kind == PP_NEAR_SUB:
+                for jj in range(PP_COLS):
+                    b = ebk[k, j0 + jj]
+                    for r in range(PP_ROWS):
+                        acc[r, jj] = nearest_sub_step(acc[r, jj], a[r] * b, split, tiny, subc, big, inf)
+            else:
+                for jj in range(PP_COLS):
+                    b = ebk[k, j0 + jj]
+                    for r in range(PP_ROWS):
+                        p = a[r] * b
+                        acc[r, jj] = directed_step(acc[r, jj], p, inv2m, ulp_min, big, inf, dir_a, dir_b, thr, zero)
+        for r in range(min(PP_ROWS, rows - i0)):
+            for jj in range(PP_COLS):
+                out[i0 + r, j0 + jj] = acc[r, jj]
+
+
 def tensor_scale_loop(out, tscale, q):
     """The tensor scales' product applied to every output as `apply_alpha` does."""
     for i in prange(out.shape[0]):
@@ -378,8 +534,21 @@ SCALAR_FUNCTIONS = (
     chunk_value,
     pairwise_push,
     dot_one,
+    nearest_step,
+    nearest_sub_step,
+    directed_step,
+    rounded_sum_step,
+    per_product_one,
 )
-CPU_LOOPS = (dot_loop, dot_fast_loop, dot_f32_loop, scale_add_loop, scale_add64_loop, tensor_scale_loop)
+CPU_LOOPS = (
+    dot_loop,
+    dot_fast_loop,
+    dot_f32_loop,
+    scale_add_loop,
+    scale_add64_loop,
+    tensor_scale_loop,
+    dot_per_product_loop,
+)
 
 
 def make_dot_kernels(jit: Callable[[Callable], Callable], **extra_globals) -> dict[str, Callable]:

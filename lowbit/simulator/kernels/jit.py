@@ -44,6 +44,12 @@ def cpu_device(fn: Callable) -> Callable:
     return numba.njit(inline="always", **CPU_OPTIONS)(fn)
 
 
+def cpu_function(fn: Callable) -> Callable:
+    """Compile a function for the CPU that drivers call, neither inlined nor parallel (inlining the
+    engine kernels' row functions into their parallel loops makes compilation take minutes)."""
+    return numba.njit(**CPU_OPTIONS)(fn)
+
+
 def cpu_parallel(fn: Callable) -> Callable:
     """Compile an array driver for the CPU with a prange loop over all cores."""
     return numba.njit(**CPU_PARALLEL_OPTIONS)(fn)
