@@ -655,11 +655,11 @@ def matmul(
             promote_every=promote_every,
         )
         return out.reshape(batch, rows, -1)
-    if a_arr.ndim == 2 and a_arr.shape[0] == 0:  # no rows: nothing to quantize, an empty product
-        return _empty_product(a_arr, b)
     if engine is not None or promote_every is not None:
         unit = (accumulator, chunk, order, partial_sum_bits, rounding)
         return _engine_matmul(a_arr, b, a_format, b_format, engine, promote_every, unit, target)
+    if a_arr.ndim == 2 and a_arr.shape[0] == 0:  # no rows: nothing to quantize, an empty product
+        return _empty_product(a_arr, b)
     s = _setup(a_arr, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits, rounding)
     with threads_for(s.fa.elements.size * s.fb.elements.shape[0]):  # M K N multiply-adds
         return _run(s, target)
@@ -670,24 +670,38 @@ def _engine_matmul(a: np.ndarray, b, a_format, b_format, engine, promote_every, 
     engine replaces."""
     if engine is None:
         raise ValueError("promote_every: promotion applies to a matrix engine; pass engine=(arch, instruction)")
-    names = ("accumulator", "chunk", "order", "partial_sum_bits", "rounding")
-    for name, value, default in zip(names, unit, ("fp32", None, "sequential", None, "rne"), strict=True):
-        given = getattr(value, "value", value)  # an enum member counts as its name
-        if given != default:
-            raise ValueError(f"{name}: an engine sets the accumulation itself; leave {name} at its default")
+    _check_engine_unit(*unit)
     a = _check_2d(a, "a")
-    fb = b if isinstance(b, Factors) else None
-    k_b = fb.elements.shape[1] if fb is not None else _check_2d(b, "b").shape[0]
+    quantized = isinstance(b, Factors)
+    k_b, n = (b.elements.shape[1], b.elements.shape[0]) if quantized else _check_2d(b, "b").shape
     if a.shape[1] != k_b:
         raise ValueError(f"a has K = {a.shape[1]} columns but b has {k_b} rows; they must match")
-    fa = _engine_factors(a, a_format)
-    fb = fb or _engine_factors(np.ascontiguousarray(_check_2d(b, "b").T), b_format)
     specs = [None if f is None or engine_gemm.wide_format(f) else get_format(f) for f in (a_format, b_format)]
-    profile = engine_gemm.resolve(engine, *specs, fa.nominal_block or None)
+    block = getattr(specs[0], "block", None) if isinstance(specs[0], ScaledFormat) else None
+    profile = engine_gemm.resolve(engine, *specs, block or None)
     every = engine_gemm.check_promote(promote_every, profile)
-    ops = engine_gemm.engine_operands(profile, fa, fb, a_format, b_format)
+    if a.shape[0] == 0:
+        return np.zeros((0, n))
+    fa = _engine_factors(a, a_format)
+    fb = b if quantized else _engine_factors(np.ascontiguousarray(_check_2d(b, "b").T), b_format)
+    # a b quantized beforehand is checked by its values: b_format need not be the format it was quantized to
+    ops = engine_gemm.engine_operands(profile, fa, fb, a_format, None if quantized else b_format)
     with threads_for(fa.elements.size * fb.elements.shape[0]):
         return engine_gemm.run(profile, ops, every, host_target(target))
+
+
+def _check_engine_unit(accumulator, chunk, order, partial_sum_bits, rounding) -> None:
+    """The dot-product unit's arguments, which an engine replaces, must be at their defaults."""
+    given = {
+        "accumulator": get_accumulator(accumulator) == get_accumulator("fp32"),
+        "chunk": chunk is None,
+        "order": parse_enum(Order, order, "order") is Order.SEQUENTIAL,
+        "partial_sum_bits": partial_sum_bits is None,
+        "rounding": parse_enum(Rounding, rounding, "rounding") is Rounding.RNE,
+    }
+    for name, default in given.items():
+        if not default:
+            raise ValueError(f"{name}: an engine sets the accumulation itself; leave {name} at its default")
 
 
 def _engine_factors(x: np.ndarray, fmt) -> Factors:
@@ -753,7 +767,7 @@ def matmul_error(a, b, a_format, b_format, accumulator: str | Accumulator = "fp3
     if kwargs.get("engine") is not None:
         result = matmul(a, b, a_format, b_format, accumulator, **kwargs)
         a64, b64 = _check_2d(a, "a").astype(np.float64), _check_2d(b, "b").astype(np.float64)
-        fa, fb = factors(a64, a_format), factors(np.ascontiguousarray(b64.T), b_format)
+        fa, fb = _engine_factors(a64, a_format), _engine_factors(np.ascontiguousarray(b64.T), b_format)
         with np.errstate(invalid="ignore", over="ignore"):
             return MatmulError(result, a64 @ b64, fa.dequantized @ fb.dequantized.T)
     s = _setup(

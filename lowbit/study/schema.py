@@ -458,7 +458,8 @@ class GemmOptions(_Strict):
 
     @model_validator(mode="after")
     def _engine_or_accumulator(self) -> GemmOptions:
-        clash = [k for k in ("accumulator", "chunk") if k in self.model_fields_set]
+        fields = type(self).model_fields  # values, not fields_set: a dumped entry validates again
+        clash = [k for k in ("accumulator", "chunk") if getattr(self, k) != fields[k].default]
         if self.engine is not None and clash:
             raise ValueError(f"engine and {' and '.join(clash)} are exclusive: an engine sets the accumulation "
                              f"itself; leave {' and '.join(clash)} out")  # fmt: skip

@@ -27,8 +27,7 @@ from torch.nn import functional
 
 from .. import simulator
 from ..formats import Accumulator, get_accumulator, get_format
-from ..formats.engines import get_engine
-from ..simulator.engine_gemm import check_promote, parse_engine
+from ..simulator.engine_gemm import check_promote, parse_engine, resolve
 from .autograd import fake_quantize
 from .tensors import host_view, quantize
 
@@ -77,13 +76,14 @@ class Rule:
             if self.promote_every is not None:
                 raise ValueError("Rule: promote_every applies to a matrix engine; give engine too")
             return
-        arch, instruction = parse_engine(self.engine)
-        profile = get_engine(arch, instruction)  # a ValueError names what is unknown
-        object.__setattr__(self, "engine", (arch, instruction))
+        object.__setattr__(self, "engine", parse_engine(self.engine))
         if self.accumulator is not None or self.chunk is not None:
             raise ValueError("Rule: an engine sets the accumulation itself; give engine or accumulator, not both")
         if self.weight is None or self.activation is None:
             raise ValueError("Rule: an engine multiplies two formats; give both weight and activation formats")
+        block = getattr(self.activation, "block", None)
+        # the formats fill in a block-scaled name's block and scale type, as matmul does (ValueError if unknown)
+        profile = resolve(self.engine, self.activation, self.weight, block or None)
         check_promote(self.promote_every, profile)
 
     @property

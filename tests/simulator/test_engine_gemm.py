@@ -228,3 +228,51 @@ def test_tf32_operands_round_to_nearest_even_as_on_the_bits():
     x = np.concatenate([bits, ties]).view(np.float32)
     x = x[np.isfinite(x)]
     _same(wide_values(x.astype(np.float64), "tf32"), _tf32(x))
+
+
+def test_a_b_quantized_beforehand_is_checked_by_its_values():
+    from lowbit.simulator import operand
+
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((4, 32))
+    b = operand(rng.standard_normal((32, 3)) * 1000, "float16")  # float16 values, not e4m3 ones
+    with pytest.raises(ValueError, match="not a float8_e4m3fn value"):
+        matmul(a, b, "float8_e4m3fn", "float8_e4m3fn", engine=("hopper", "wgmma.m64n8k32.f32.e4m3.e4m3"))
+
+
+def test_nan_that_a_format_keeps_but_the_instruction_cannot_hold_is_refused():
+    a = np.ones((4, 32))
+    a[1, 3] = np.nan  # float4_e2m1fn has no NaN code; quantize keeps the NaN
+    engine = ("blackwell", "tcgen05.mma.m64n8k32.f8f6f4.f32.e2m1.e2m1")
+    with pytest.raises(ValueError, match="a_format 'float4_e2m1fn': nan is not a float4_e2m1fn value"):
+        matmul(a, np.ones((32, 8)), "float4_e2m1fn", "float4_e2m1fn", engine=engine)
+
+
+def test_matmul_error_takes_the_wide_operand_types():
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((16, 16)), rng.standard_normal((16, 8))
+    engine = ("ampere", "mma.m16n8k8.f32.tf32.tf32.f32")
+    err = matmul_error(a, b, "tf32", "tf32", engine=engine)
+    _same(err.result, _tiled_mma(*engine, "tf32", "tf32", a, b))
+    np.testing.assert_array_equal(err.dequantized_reference, _tf32(a) @ _tf32(b))
+
+
+def test_no_rows_still_checks_the_engine_arguments():
+    a, b = np.ones((0, 64)), np.ones((64, 8))
+    engine = ("hopper", "wgmma.m64n8k32.f32.e4m3.e4m3")
+    assert matmul(a, b, "float8_e4m3fn", "float8_e4m3fn", engine=engine).shape == (0, 8)
+    with pytest.raises(ValueError, match="promote_every"):
+        matmul(a, b, "float8_e4m3fn", "float8_e4m3fn", engine=engine, promote_every=7)
+    with pytest.raises(ValueError, match="engine"):
+        matmul(a, b, "float8_e4m3fn", "float8_e4m3fn", engine="nonsense")
+
+
+def test_default_unit_arguments_may_be_written_out():
+    from lowbit.simulator import Rounding
+
+    a = np.ones((4, 32))
+    engine = ("hopper", "wgmma.m64n8k32.f32.e4m3.e4m3")
+    plain = matmul(a, a.T, "float8_e4m3fn", "float8_e4m3fn", engine=engine)
+    spelled = matmul(a, a.T, "float8_e4m3fn", "float8_e4m3fn", "fp32", None, "sequential", None,
+                     rounding=Rounding.RNE, engine=engine)  # fmt: skip
+    _same(plain, spelled)

@@ -257,3 +257,18 @@ def test_a_point_whose_data_the_engine_cannot_hold_fails_alone():
     (payload,) = payloads(s, Path("."), "test")
     row = evaluate({**payload, "spec": {"format": "float8_e5m2"}})
     assert row["status"] == "failed" and "float8_e5m2" in row["error"] and row["format"] == "float8_e5m2"
+
+
+def test_a_dumped_engine_study_validates_again():
+    from lowbit.study.schema import validate_study as validate
+
+    engine = "hopper:wgmma.m64n8k32.f32.e4m3.e4m3"
+    normal = {"kind": "normal", "shape": [2, 64]}
+    study = validate({
+        "schema_version": 1, "name": "round", "formats": ["float8_e4m3fn"],
+        "workloads": [{"kind": "gemm", "a": normal, "b": normal}],
+        "metrics": [{"gemm_accumulation_error": {"engine": engine, "promote_every": 64}}],
+        "cost": {"engine": engine},
+    })  # fmt: skip
+    again = validate(study.model_dump())
+    assert again.model_dump() == study.model_dump()

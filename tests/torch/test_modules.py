@@ -155,6 +155,9 @@ def test_rule_errors():
         Rule("float8_e4m3fn", "float8_e4m3fn", engine="hopper:wgmma.m64n8k32.f32.e4m3.e4m3", promote_every=100)
     with pytest.raises(ValueError, match="instruction"):
         Rule("float8_e4m3fn", "float8_e4m3fn", engine="hopper:wgmma.m64n8k33.f32.e4m3.e4m3")
+    # a block-scaled name without its block takes it from the formats, as matmul does
+    rule = Rule("nvfp4", "nvfp4", engine="rtx_blackwell:mma.m16n8k64.mxf4nvf4.f32.e2m1.e2m1.f32")
+    assert rule.engine == ("rtx_blackwell", "mma.m16n8k64.mxf4nvf4.f32.e2m1.e2m1.f32")
     with pytest.raises(TypeError, match="rules"):
         quantize_model(_mlp(), {})
     with pytest.raises(TypeError, match="model"):
