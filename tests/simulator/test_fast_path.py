@@ -53,3 +53,17 @@ def test_fast_path_chunk_edges():
             lowbit.quantize(x, fmt).view(np.uint32),
             lowbit.quantize(x.astype(np.float64), fmt).astype(np.float32).view(np.uint32),
         )
+
+
+@pytest.mark.parametrize("name", ["float8_e4m3fn", "int8", "float4_e2m1fn"])
+def test_the_kernels_read_exactly_the_parameter_vectors(name):
+    """The tuples the encode loop copies into registers read every entry and none past the end (run as
+    plain Python here, where a read past the end raises)."""
+    from lowbit.formats import get_format
+    from lowbit.simulator.kernels.params import kernel_params
+    from lowbit.simulator.kernels.scalar import F_COUNT, P_COUNT, fast_tuple, param_tuple
+
+    fmt = get_format(name)
+    p, f = kernel_params(fmt), fast_params(fmt, True)
+    assert len(p) == P_COUNT and param_tuple(p) == tuple(p)
+    assert len(f) == F_COUNT and np.array_equal(fast_tuple(f), f, equal_nan=True)

@@ -233,13 +233,15 @@ CHUNK = 1 << 14
 
 
 def fast_tuple(f):
+    """The F_COUNT entries of the fast parameter vector as a tuple."""
     return (f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11])
 
 
 def param_tuple(p):
+    """The P_COUNT entries of the parameter vector as a tuple (register-resident in the loop)."""
     return (
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9],
-        p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19],
+        p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17], p[18],
     )  # fmt: skip
 
 
