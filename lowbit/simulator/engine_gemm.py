@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..formats import get_format
+from ..formats import ScaledFormat, get_format
 from ..formats.engines import (
     Algorithm,
     EngineProfile,
@@ -38,7 +38,7 @@ from ..formats.engines import (
 from .kernels import dispatch
 from .kernels import engine_scalar as es
 from .kernels.dispatch import Out, Suite, Target
-from .matrix_engines import _fits, run_algorithm
+from .matrix_engines import fits_type, run_algorithm
 
 _STEP_ELEMENTS = 1 << 22  # products held at once by the reference driver (M_rows x N x k)
 
@@ -127,14 +127,38 @@ def _table(fmt) -> np.ndarray | None:
     return None if table is None else np.asarray(table, np.float64) * getattr(spec, "element_step", 1.0)
 
 
+def table_fits(fmt, t: OperandType) -> bool | None:
+    """Whether every finite element value `fmt` can give is a value of type t; None where the format
+    has no fixed table (wide formats, zero points), so that only its data can tell."""
+    table = _table(fmt)
+    if table is None:
+        return None
+    return bool(fits_type(table[np.isfinite(table)], t).all())
+
+
+def cannot_read(p: EngineProfile, fmt) -> str | None:
+    """Why instruction p cannot run a GEMM whose two operands take `fmt`, from the format alone; None
+    when it can (a NaN or Inf the data holds may still be refused when the operands are checked)."""
+    spec = None if wide_format(fmt) else get_format(fmt)
+    scaled = isinstance(spec, ScaledFormat)
+    if p.block_scaled and not (scaled and spec.block == p.block_size and _scale_name(spec) == p.scale_type.name):
+        return f"it reads blocks of {p.block_size} elements with {p.scale_type.label} scales"
+    if scaled and not p.block_scaled:
+        return "it takes no scales (element formats only)"
+    for t in dict.fromkeys((p.a_type, p.b_type)):
+        if table_fits(fmt, t) is False:
+            name = getattr(spec, "name", None) or str(fmt)
+            return f"it reads {t.label} elements, and {name} has values that {t.label} does not hold"
+    return None
+
+
 def _check_values(values: np.ndarray, t: OperandType, what: str, fmt=None) -> None:
     """Every value is one of t's; a format whose whole table is passes without looking at the values."""
-    table = _table(fmt)
     # quantize keeps a NaN (or Inf) that a format has no code for: only finite values come from the table
     specials_fit = t.has_nan and t.has_inf
-    if table is not None and _fits(table, t).all() and (specials_fit or np.isfinite(values).all()):
+    if table_fits(fmt, t) and (specials_fit or np.isfinite(values).all()):
         return
-    bad = ~_fits(values, t)
+    bad = ~fits_type(values, t)
     if bad.any():
         raise ValueError(f"{what}: {float(values[bad][0])!r} is not a {t.label} value, which the instruction reads")
 

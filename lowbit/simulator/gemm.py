@@ -432,9 +432,7 @@ def _setup(a, b, a_format, b_format, accumulator, chunk, order, partial_sum_bits
     fb = b if isinstance(b, Factors) else None
     if fb is None:
         b = _check_2d(b, "b")
-    k_b = b.shape[0] if fb is None else fb.elements.shape[1]
-    if a.shape[1] != k_b:
-        raise ValueError(f"a has K = {a.shape[1]} columns but b has {k_b} rows; they must match")
+    _matching_k(a, b)
     acc = get_accumulator(accumulator)
     mode = parse_enum(Rounding, rounding, "rounding")
     if mode is Rounding.STOCHASTIC:
@@ -673,9 +671,7 @@ def _engine_matmul(a: np.ndarray, b, a_format, b_format, engine, promote_every, 
     _check_engine_unit(*unit)
     a = _check_2d(a, "a")
     quantized = isinstance(b, Factors)
-    k_b, n = (b.elements.shape[1], b.elements.shape[0]) if quantized else _check_2d(b, "b").shape
-    if a.shape[1] != k_b:
-        raise ValueError(f"a has K = {a.shape[1]} columns but b has {k_b} rows; they must match")
+    n = _matching_k(a, b)
     specs = [None if f is None or engine_gemm.wide_format(f) else get_format(f) for f in (a_format, b_format)]
     block = getattr(specs[0], "block", None) if isinstance(specs[0], ScaledFormat) else None
     profile = engine_gemm.resolve(engine, *specs, block or None)
@@ -713,10 +709,16 @@ def _engine_factors(x: np.ndarray, fmt) -> Factors:
     return Factors(engine_gemm.wide_values(x, fmt), np.ones((rows, 1)), max(k, 1), 1.0, False, 0.0, 1, False)
 
 
-def _empty_product(a: np.ndarray, b) -> np.ndarray:
+def _matching_k(a: np.ndarray, b) -> int:
+    """b's N, once its K (rows, or a quantized operand's columns) is a's; ValueError otherwise."""
     k_b, n = (b.elements.shape[1], b.elements.shape[0]) if isinstance(b, Factors) else _check_2d(b, "b").shape
     if a.shape[1] != k_b:
         raise ValueError(f"a has K = {a.shape[1]} columns but b has {k_b} rows; they must match")
+    return n
+
+
+def _empty_product(a: np.ndarray, b) -> np.ndarray:
+    n = _matching_k(a, b)
     return np.zeros((0, n))
 
 

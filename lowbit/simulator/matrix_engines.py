@@ -52,7 +52,7 @@ def engines() -> list[EngineProfile]:
 
 
 # ----- operands ------------------------------------------------------------------------------
-def _fits(x: np.ndarray, t: OperandType) -> np.ndarray:
+def fits_type(x: np.ndarray, t: OperandType) -> np.ndarray:
     """Which values of float64 x the type holds exactly (NaN and Inf where it has them)."""
     nan, inf = np.isnan(x), np.isinf(x)
     if t.fmt is not None:
@@ -77,7 +77,7 @@ def _operand(x, name: str, t: OperandType, shape: tuple[int, int]) -> np.ndarray
         raise TypeError(f"{name}: {str(err).removeprefix('x: ')}") from None
     if arr.shape != shape:
         raise ValueError(f"{name}: the instruction takes shape {shape}, got {arr.shape}")
-    bad = ~_fits(arr, t)
+    bad = ~fits_type(arr, t)
     if bad.any():
         raise ValueError(f"{name}: {float(arr[bad][0])!r} is not a {t.label} value")
     return arr
@@ -108,7 +108,7 @@ def _resolve(arch, instruction: str, scale_a, scale_b) -> EngineProfile:
         block = key.k // cols if cols and key.k % cols == 0 else None
         if key.scale is None and key.kind == "mxf4nvf4" and (key.block or block) == 16:
             values = [host_float_array(s).astype(np.float64) for s in (scale_a, scale_b)]
-            scale = "ue4m3" if all(_fits(v, operand_type("ue4m3")).all() for v in values) else "ue8m0"
+            scale = "ue4m3" if all(fits_type(v, operand_type("ue4m3")).all() for v in values) else "ue8m0"
     return get_engine(arch, instruction, block=block, scale=scale)
 
 

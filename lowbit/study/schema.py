@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -36,9 +35,10 @@ from pydantic import (
 )
 
 from ..costmodel import EngineCost, Estimate, engine_cost, estimate, get_node
-from ..formats import AnyFormat, EngineProfile, OperandType, ScaledFormat, get_accumulator, get_engine, get_format
+from ..formats import AnyFormat, EngineProfile, get_accumulator, get_engine, get_format
 from ..lazy import FACTORY_FORM
-from ..simulator import Rounding, quantize
+from ..simulator import Rounding
+from ..simulator.engine_gemm import cannot_read
 from .datafiles import MissingTensorError, check_npy, check_safetensors, resolve_input
 from .errors import ECHO_CHARS, StudyError, clip, echo, error_message, error_path
 from .paths import plain_name, relative_folder, table_path
@@ -109,6 +109,16 @@ def _engine(value: str) -> str:
 
 
 EngineName = Annotated[str, BeforeValidator(_engine_text), AfterValidator(_engine)]
+
+
+def _promotion_problem(engine: str | None, promote_every: int | None) -> str | None:
+    """What is wrong with promoting every `promote_every` elements of K on `engine` (None: nothing)."""
+    if promote_every is None:
+        return None
+    if engine is None:
+        return "promotion applies to a matrix engine; give `engine` too"
+    k = engine_profile(engine).k
+    return f"must be a multiple of {engine}'s k = {k} elements of K" if promote_every % k else None
 
 
 def engine_profile(engine: str) -> EngineProfile:
@@ -300,18 +310,16 @@ class _EngineWorkload(_Strict):
 
     @model_validator(mode="after")
     def _engine_replaces_the_accumulator(self) -> _EngineWorkload:
+        why = _promotion_problem(self.engine, self.promote_every)
+        if why:
+            raise ValueError(f"promote_every: {why}")
         if self.engine is None:
-            if self.promote_every is not None:
-                raise ValueError("promote_every: promotion applies to a matrix engine; give `engine` too")
             return self
         fields = type(self).model_fields
         if any(getattr(self, k) != fields[k].default for k in ("accumulator", "chunk") if k in fields):
             raise ValueError("engine: an engine sets the accumulation itself; leave accumulator and chunk out")
         if getattr(self, "activations", None) is None:
             raise ValueError("engine: an engine multiplies two formats; give `activations` too")
-        k = engine_profile(self.engine).k
-        if self.promote_every is not None and self.promote_every % k:
-            raise ValueError(f"promote_every: must be a multiple of {self.engine}'s k = {k} elements of K")
         return self
 
     @model_serializer(mode="wrap")
@@ -448,12 +456,9 @@ class GemmOptions(_Strict):
     def _promotes_an_engine(cls, v, info: ValidationInfo):
         if v is None or "engine" not in info.data:  # a bad engine: reported on its own
             return v
-        engine = info.data["engine"]
-        if engine is None:
-            raise ValueError("promotion applies to a matrix engine; give `engine` too")
-        k = engine_profile(engine).k
-        if v % k:
-            raise ValueError(f"must be a multiple of {engine}'s k = {k} elements of K")
+        why = _promotion_problem(info.data["engine"], v)
+        if why:
+            raise ValueError(why)
         return v
 
     @model_validator(mode="after")
@@ -762,7 +767,7 @@ def _engine_problems(path: str, options: GemmOptions, specs: list[FormatSpec]) -
     profile = engine_profile(options.engine)
     out = []
     for spec in specs:
-        why = engine_cannot_read(profile, spec.spec())
+        why = cannot_read(profile, spec.spec())
         if why:
             out.append(f"{path}.engine: {options.engine} cannot run formats point {clip(spec.name)!r}: {why}; "
                        "list the formats it reads in the entry's `formats`")  # fmt: skip
@@ -782,39 +787,6 @@ def _column_clashes(study: Study) -> list[str]:
                        "entry its own accumulator, engine or promotion")  # fmt: skip
         seen.setdefault(column, (i, partial))
     return out
-
-
-def engine_cannot_read(profile: EngineProfile, fmt: AnyFormat) -> str | None:
-    """Why an engine cannot run a GEMM whose two operands take `fmt`; None when it can (a value the
-    data quantizes to that the engine cannot hold would still fail the point)."""
-    scaled = isinstance(fmt, ScaledFormat)
-    if profile.block_scaled:
-        scale = getattr(fmt.scale, "name", None) if scaled else None
-        if not scaled or fmt.block != profile.block_size or scale != profile.scale_type.fmt:
-            return f"it reads blocks of {profile.block_size} elements with {profile.scale_type.label} scales"
-        element = fmt.element
-    elif scaled:
-        return "it takes no scales (element formats only)"
-    else:
-        element = fmt
-    for t in dict.fromkeys((profile.a_type, profile.b_type)):
-        if not _holds(t, element):
-            name = clip(getattr(element, "name", None) or str(element))
-            return f"it reads {t.label} elements, and {name} has values that {t.label} does not hold"
-    return None
-
-
-def _holds(t: OperandType, element: Any) -> bool:
-    """Whether every finite value of an element format is one of the operand type's."""
-    if t.fmt is None or getattr(element, "name", None) == t.fmt:
-        return True  # float32, tf32, float64: wider than any format a study quantizes to
-    values = getattr(element, "values", None)
-    if values is None or getattr(element, "bits", 32) > 16:  # no value table to check: the point checks its data
-        return True
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    with np.errstate(invalid="ignore", over="ignore"):
-        return bool(np.array_equal(np.asarray(quantize(v, t.fmt), np.float64), v))
 
 
 def load_study(path: str | Path, *, allow_large: bool = False) -> Study:
