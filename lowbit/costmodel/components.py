@@ -43,6 +43,11 @@ def _one(cell: Cell, n: float) -> Counts:
     return Counts({cell: float(n)}) if n > 0 else NOTHING
 
 
+def gates(n: float) -> Counts:
+    """n plain logic gates (NAND2 equivalents): sign handling, sticky ORs, selects of single bits."""
+    return _one(Cell.GATE, n)
+
+
 def log2_ceil(n: float) -> int:
     """ceil(log2(n)), at least 1 for n > 1 (0 otherwise): the stages of a shifter over n positions."""
     return max(1, math.ceil(math.log2(n))) if n > 1 else 0

@@ -53,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..formats import Algorithm, Arch, EngineProfile, Normalization, OperandType, SumRounding, get_engine
-from .cells import Cell, cell_costs, gate_equivalents
+from .cells import cell_costs, gate_equivalents
 from .components import (
     NOTHING,
     Counts,
@@ -63,6 +63,7 @@ from .components import (
     conditional_negate,
     float_adder,
     float_multiplier,
+    gates,
     leading_zero_counter,
     log2_ceil,
     multiplier,
@@ -198,10 +199,6 @@ def _product_exp_bits(p: EngineProfile) -> int:
 
 
 # ----- building blocks ---------------------------------------------------------------------------
-def _gates(n: float) -> Counts:
-    return Counts({Cell.GATE: float(n)}) if n > 0 else NOTHING
-
-
 def _max_node(width: int) -> Counts:
     """One node of an exponent max tree: compare two exponents, pass the larger."""
     return comparator(width) + mux(width)
@@ -226,7 +223,7 @@ def _rounding(width: int, man_bits: int, cut: SumRounding) -> Counts:
     if kept == 0:
         return NOTHING
     dropped = width - (man_bits + 1)
-    return _gates(dropped - (kept - 1)) + adder((man_bits + 1) / 2)
+    return gates(dropped - (kept - 1)) + adder((man_bits + 1) / 2)
 
 
 def _normalizer(width: int, exp_width: int) -> Counts:
@@ -241,7 +238,7 @@ def _fused(terms: int, width: int, exp_width: int) -> list[tuple[str, Counts]]:
         ("exponent max tree", (terms - 1) * _max_node(exp_width)),
         ("exponent subtractors", terms * adder(exp_width)),
         ("alignment shifters", terms * aligner(width)),
-        ("term signs", _gates(terms * width)),
+        ("term signs", gates(terms * width)),
         ("adder tree", adder_tree(terms, width)),
     ]
 
@@ -298,7 +295,7 @@ def _gst_fdpa(p: EngineProfile, frac: int) -> _Datapath:
     a, b = p.a_type, p.b_type
     field = fixed_point_bits(a) + fixed_point_bits(b) + _SIGN
     sub_width = field + log2_ceil(sub)
-    exact = g * aligner(field) + _gates(g * field) + (g // sub) * adder_tree(sub, field)
+    exact = g * aligner(field) + gates(g * field) + (g // sub) * adder_tree(sub, field)
     parts = _products(p) + [("subgroup exact sums", exact)]
     scale_parts, term_bits, scale_frac = _scale_stage(p, sub_width)
     parts += scale_parts
@@ -335,7 +332,7 @@ def _tr_fdpa(p: EngineProfile, frac: int) -> _Datapath:
     # bits below it, rounded down as a magnitude: its sticky bit.
     wide = f2 + 1 + (dot - frac)
     c_width = frac + _C_INTEGER_BITS + _SIGN + guard_bits(p.sum_rounding)
-    second = _max_node(exp_width) + adder(exp_width) + aligner(wide) + aligner(c_width) + _gates(c_width)
+    second = _max_node(exp_width) + adder(exp_width) + aligner(wide) + aligner(c_width) + gates(c_width)
     parts.append(("second stage (C, round down)", second + adder(wide)))
     # Rounding down to F2 bits below the leading bit drops two's complement bits; RNE follows.
     parts += _output(wide + 1, exp_width, p.normalization, rounded_width=f2 + 1)
@@ -348,7 +345,7 @@ def _e_fdpa(p: EngineProfile, frac: None) -> _Datapath:
     field = fixed_point_bits(p.a_type) + fixed_point_bits(p.b_type) + _SIGN
     total = field - _SIGN + log2_ceil(g)
     parts = _products(p) + [
-        ("exact alignment", g * aligner(field) + _gates(g * field)),
+        ("exact alignment", g * aligner(field) + gates(g * field)),
         ("adder tree", adder_tree(g, field)),
         ("C add and rounding (float adder)", float_adder(exponent_bits(d), d.man_bits, total)),
     ]
@@ -357,7 +354,7 @@ def _e_fdpa(p: EngineProfile, frac: None) -> _Datapath:
 
 def _flush(t: OperandType) -> Counts:
     """Flushing a subnormal of t to zero: a NOR over the exponent field, an AND per fraction bit."""
-    return _gates(exponent_bits(t) - 1 + t.man_bits)
+    return gates(exponent_bits(t) - 1 + t.man_bits)
 
 
 def _ftz_mul_add(p: EngineProfile, frac: None) -> _Datapath:

@@ -23,13 +23,18 @@ class Component:
     energy_pj_per_mac: float
 
 
-def breakdown_lines(components, area_um2: float) -> list[str]:
-    """A cost breakdown as text lines: each component's area (um^2), energy (pJ/MAC) and share of the area."""
+def _per_mac(c) -> float:
+    return c.energy_pj_per_mac
+
+
+def breakdown_lines(components, area_um2: float, energy=_per_mac, energy_label: str = "pJ/MAC") -> list[str]:
+    """A cost breakdown as text lines: each component's area (um^2), energy (`energy(c)`, in the
+    unit `energy_label` names; default pJ per MAC) and share of the area."""
     width = max(len(c.name) for c in components)
-    lines = [f"{'component'.ljust(width)}  {'area um^2':>10}  {'pJ/MAC':>9}  {'area %':>6}"]
+    lines = [f"{'component'.ljust(width)}  {'area um^2':>10}  {energy_label:>9}  {'area %':>6}"]
     for c in components:
         share = 100 * c.area_um2 / area_um2 if area_um2 else 0.0
-        lines.append(f"{c.name.ljust(width)}  {c.area_um2:10.2f}  {c.energy_pj_per_mac:9.5f}  {share:6.1f}")
+        lines.append(f"{c.name.ljust(width)}  {c.area_um2:10.2f}  {energy(c):9.5f}  {share:6.1f}")
     return lines
 
 

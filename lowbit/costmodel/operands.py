@@ -45,6 +45,13 @@ class ScaleStage:
     zero_point: bool = False  # integer elements with a zero point per block
     tensor_scale: bool = False  # NVFP4's per-tensor FP32 scale on top
     double_quant: bool = False  # the scale is itself a code (QLoRA double quantization)
+    micro_block: int = 0  # elements per shared micro-exponent (MX9/6/4: 2); 0 for none
+    micro_bits: int = 0  # bits of a micro-exponent: a sub-block's shift is 0 to 2^micro_bits - 1
+
+    @property
+    def micro_shift(self) -> int:
+        """The largest shift a micro-exponent applies (binades)."""
+        return (1 << self.micro_bits) - 1 if self.micro_bits else 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,8 @@ def _scale_stage(fmt: ScaledFormat) -> ScaleStage:
         zero_point=fmt.asymmetric and isinstance(fmt.element, IntFormat),
         tensor_scale=fmt.tensor_scale is TensorScale.NVFP4,
         double_quant=isinstance(s, DoubleQuant),
+        micro_block=0 if fmt.micro is None else fmt.micro.block,
+        micro_bits=0 if fmt.micro is None else fmt.micro.bits,
     )
 
 

@@ -11,6 +11,14 @@ bits, n the aligned width min(2^(x+1) + 2y, partial-sum cap)):
   (integers); exponent adders, subtractors and comparators k x each; aligners k n log2 n; one shared
   normalizer n log2 n. On top: the accumulator, the block-scale stage (E8M0: integer adds of the
   exponents; other scales: floating-point multiplies), codebook tables and zero-point corrections.
+
+Shared micro-exponents (MX9, MX6, MX4; Rouhani et al. 2023) are a right shift, not an exponent add:
+the elements are fixed point and the tree sums integers, so a sub-block's scale 2^-(da + db) is
+applied by shifting the sum of its lanes' products by da + db positions before the tree, which
+keeps them in fixed point (an exponent add would need a float partial sum per sub-block, and an
+aligner after it). The "micro-exponents" part counts, per sub-block: the add da + db (both operands
+have micro-exponents), a barrel shifter of the sub-block's sum (n + 1 bits, S + 1 positions, S the
+largest total shift) and the S extra bits the adder tree needs for its lanes.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from .components import (
     Counts,
     adder,
     aligner,
+    barrel_shifter,
     comparator,
     conditional_negate,
     float_adder,
@@ -158,6 +167,20 @@ def _lookups(a: Operand, b: Operand, geo: Geometry) -> list[Part]:
     return parts
 
 
+def _micro_exponents(a: Operand, b: Operand, n: int, lanes: int) -> Part | None:
+    """The sub-block shift of shared micro-exponents (see the module notes), or None without them.
+    n: the products' aligned width; lanes: lanes the unit sums (1: a MAC shifts its product)."""
+    stages = [op.scale for op in (a, b) if op.scale is not None and op.scale.micro_bits]
+    if not stages:
+        return None
+    sub = min(s.micro_block for s in stages) if lanes > 1 else 1
+    shift = sum(s.micro_shift for s in stages)  # S: the largest total shift of a sub-block
+    counts = adder(max(s.micro_bits for s in stages) + 1) if len(stages) == 2 else NOTHING
+    width = n + 1 if sub > 1 else n  # the sum of a sub-block's products carries one more bit
+    counts += barrel_shifter(width, shift + 1) + adder(sub * shift)
+    return Part("micro-exponents", counts, sub, max(1.0, lanes / sub))
+
+
 def dot_product_unit(a: Operand, b: Operand, acc: Accumulator, geo: Geometry) -> list[Part]:
     """The parts of a k-lane dot-product unit (k = geo.lanes >= 2) for operands a and b."""
     k = geo.lanes
@@ -173,6 +196,9 @@ def dot_product_unit(a: Operand, b: Operand, acc: Accumulator, geo: Geometry) ->
             Part("aligners", aligner(n), 1, k),
         ]
     parts.append(Part("adder tree", adder(k * n), k))
+    micro = _micro_exponents(a, b, n, k)
+    if micro is not None:
+        parts.append(micro)
     if acc.kind is AccumulatorKind.FLOAT:
         parts.append(Part("normalizer", aligner(n), k))
     # Blocks longer than the lanes sum their partial sums in fixed point before the scale applies.
@@ -195,6 +221,9 @@ def mac_unit(a: Operand, b: Operand, acc: Accumulator, geo: Geometry) -> list[Pa
     parts = [Part("multiplier", _lane_multiplier(a, b), 1)]
     if floating and a.exp_bits > 0 and b.exp_bits > 0:
         parts.append(Part("exponent adder", adder(x + 1), 1))
+    micro = _micro_exponents(a, b, sig, 1)
+    if micro is not None:
+        parts.append(micro)
     parts.append(Part("accumulator", _accumulator(acc, sig), 1))
     if a.scale or b.scale:
         block = _block(a, b, geo)

@@ -60,6 +60,10 @@ def layout(root: Path) -> html.Div:
             dcc.Graph(id=ids.GRID), html.Div([dcc.Graph(id=ids.ERROR_MAG, style={"flex": "1"}),
                                               dcc.Graph(id=ids.ERROR_HIST, style={"flex": "1"})],
                                              style={"display": "flex"}),
+            html.Div([dcc.Graph(id=ids.CODE_HIST, style={"flex": "2"}),
+                      dash_table.DataTable(id=ids.DIAGNOSTICS, columns=[{"name": "range", "id": "quantity"},
+                                                                        {"name": "", "id": "value"}])],
+                     style={"display": "flex", "gap": "12px", "alignItems": "center"}),
             dcc.Graph(id=ids.BREAKDOWN)]),
     ], style={"fontFamily": "sans-serif", "margin": "16px"})  # fmt: skip
 
@@ -103,6 +107,12 @@ def _register(app: dash.Dash, root: Path) -> None:
     def _detail(click, table):
         index = click["points"][0].get("customdata") if click and click.get("points") else None
         return views.detail_view(root, table, None, {}, index)
+
+    @app.callback([Output(ids.CODE_HIST, "figure"), Output(ids.DIAGNOSTICS, "data")],
+                  Input(ids.PARETO, "clickData"), State(ids.TABLE, "value"))  # fmt: skip
+    def _diagnostics(click, table):
+        index = click["points"][0].get("customdata") if click and click.get("points") else None
+        return views.diagnostics_view(root, table, index)
 
     @app.callback([Output(ids.CANDIDATES, "data"), Output(ids.DESIGN_MESSAGE, "children")],
                   Input(ids.DESIGN_ADD, "n_clicks"),

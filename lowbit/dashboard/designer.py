@@ -12,6 +12,8 @@ import re
 import numpy as np
 
 from ..formats import AnyFormat, ScaledFormat, ScaleRule, get_format, parse_enum
+from ..simulator import quantize
+from ..study.metrics import TensorCase
 from ..study.schema import Cost
 from ..study.store import BITS_PER_ELEMENT, WorkloadKind, cost_column, engine_unit_columns, metric_of, storage_bits
 
@@ -98,9 +100,13 @@ def design_cost(fmt: AnyFormat, column: str, shape: tuple[int, int], cost: Cost)
     return col.of_estimate(cost.estimate(fmt, shape[-1])) if col.of_estimate else math.nan
 
 
-def design_accuracy(metric: str | None, x: np.ndarray, q: np.ndarray) -> float:
-    """A tensor metric of the designed format (NaN for GEMM and model metrics: a tensor is not enough)."""
+def design_accuracy(metric: str | None, x: np.ndarray, fmt: AnyFormat) -> float:
+    """A tensor metric of the designed format `fmt` on `x`, rounded to nearest: a range diagnostic
+    reads the format's diagnosis of x (lowbit.diagnose), the others compare x with its quantized
+    copy; NaN for GEMM and model metrics (a tensor is not enough)."""
     m = metric_of(metric) if isinstance(metric, str) else None
     if m is None or WorkloadKind.TENSOR not in m.kinds:
         return math.nan
-    return m.compute(np.asarray(x, np.float64), np.asarray(q, np.float64))
+    if m.diagnostic:
+        return m.compute(TensorCase(np.asarray(x, np.float32), fmt))
+    return m.compute(np.asarray(x, np.float64), np.asarray(quantize(x, fmt), np.float64))

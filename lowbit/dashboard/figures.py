@@ -123,6 +123,42 @@ def error_histogram_figure(x: np.ndarray, q: np.ndarray, bins: int = 80) -> go.F
     return fig
 
 
+def code_histogram_figure(counts: np.ndarray, values: np.ndarray, entropy_bits: float, name: str) -> go.Figure:
+    """How often each element code occurs (bars by code number; hover: the code's value), with the
+    codes' entropy against the code width in the title."""
+    counts = np.asarray(counts)
+    codes = np.arange(counts.size)
+    width = max(1, int(np.ceil(np.log2(max(counts.size, 2)))))
+    fig = go.Figure(go.Bar(x=codes, y=counts, customdata=np.asarray(values, float), name="codes",
+                           hovertemplate="code %{x}: value %{customdata}, %{y} elements<extra></extra>"))  # fmt: skip
+    fig.update_layout(title=f"{name} codes: entropy {entropy_bits:.3g} of {width} bits", xaxis_title="element code",
+                      yaxis_title="elements", template="plotly_white", height=280,
+                      margin={"l": 60, "r": 20, "t": 40, "b": 50})  # fmt: skip
+    return fig
+
+
+def _percent(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{100 * value:.3g} %"
+
+
+def _bits(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.3g} bits"
+
+
+def diagnosis_rows(d) -> list[dict]:
+    """A lowbit.Diagnosis as table rows {quantity, value}: the shares of elements saturated, flushed
+    and subnormal (percent), the code entropies (bits) and the QSNR (dB); n/a where there is none."""
+    return [
+        {"quantity": "saturated", "value": _percent(d.saturated_fraction)},
+        {"quantity": "flushed to zero", "value": _percent(d.flushed_fraction)},
+        {"quantity": "subnormal", "value": _percent(d.subnormal_fraction)},
+        {"quantity": "element code entropy", "value": _bits(d.code_entropy_bits)},
+        {"quantity": "scale code entropy", "value": _bits(d.scale_entropy_bits)},
+        {"quantity": "QSNR", "value": "n/a" if np.isnan(d.qsnr_db) else f"{d.qsnr_db:.4g} dB"},
+        {"quantity": "left out (NaN/Inf)", "value": _percent(d.nonfinite_fraction)},
+    ]
+
+
 def cost_breakdown_figure(components: list[tuple[str, float, float]]) -> go.Figure:
     """Area (um^2) and energy (pJ/MAC) of each component, as two bar charts side by side."""
     names = [c[0] for c in components]

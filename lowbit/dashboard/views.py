@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..formats import AnyFormat
-from ..simulator import quantize
+from ..study.metrics import tensor_case
 from ..study.replay import SAMPLE_ELEMENTS, SAMPLE_ROWS, data_shape, draw, requantize, row_width, sample_shape
 from ..study.reports import linearity_rows
 from ..study.schema import Cost
@@ -156,14 +156,20 @@ def _breakdown(row: pd.Series, fmt: AnyFormat, k: int) -> go.Figure:
     return figures.cost_breakdown_figure([(p.name, p.area_um2, p.energy_pj_per_mac) for p in e.components])
 
 
+def _clicked_row(df: pd.DataFrame, index) -> pd.Series | None:
+    """The table row a click names; None unless the index is a plain integer of the table (the index
+    comes from the page's click data)."""
+    if not isinstance(index, int) or isinstance(index, bool) or df.empty or index not in df.index:
+        return None
+    return df.loc[index]
+
+
 def detail_view(root: Path, table, workload, filters: dict, index) -> tuple:
     """(title, value grid, error against magnitude, error histogram, cost breakdown) of one point."""
     empty = go.Figure()
-    df = load(root, table).table
-    # the index comes from the page's click data: only a plain integer can name a row
-    if not isinstance(index, int) or isinstance(index, bool) or df.empty or index not in df.index:
+    row = _clicked_row(load(root, table).table, index)
+    if row is None:
         return "Click a point to see its detail.", empty, empty, empty, empty
-    row = df.loc[index]
     try:
         r = requantize(row, SAMPLE_ROWS, SAMPLE_ELEMENTS)
     except Exception as err:  # shown on the page
@@ -174,6 +180,23 @@ def detail_view(root: Path, table, workload, filters: dict, index) -> tuple:
     title = f"{row['format']} on {row['workload']}"
     return (title, figures.value_grid_figure(values, str(row.get("element", ""))),
             figures.error_magnitude_figure(r.x, r.q), figures.error_histogram_figure(r.x, r.q), breakdown)  # fmt: skip
+
+
+def diagnostics_view(root: Path, table, index) -> tuple:
+    """(element-code histogram, rows of the range diagnostics) of one point, on the detail view's
+    sample of its workload (lowbit.diagnose)."""
+    row = _clicked_row(load(root, table).table, index)
+    if row is None:
+        return go.Figure(), []
+    try:
+        r = requantize(row, SAMPLE_ROWS, SAMPLE_ELEMENTS)
+        d = tensor_case(r.x, r.spec, r.format).diagnosis
+    except Exception as err:  # shown on the page
+        return go.Figure(), [{"quantity": "no diagnostics", "value": str(err)}]
+    element = getattr(r.format, "element", r.format)
+    fig = figures.code_histogram_figure(d.code_histogram, element.code_values, d.code_entropy_bits,
+                                        str(row.get("element", "")))  # fmt: skip
+    return fig, figures.diagnosis_rows(d)
 
 
 def design_view(root: Path, table, workload, metric, cost, element, block, scale, rule, candidates) -> tuple:
@@ -194,7 +217,7 @@ def design_view(root: Path, table, workload, metric, cost, element, block, scale
         return candidates, f"Cannot build that format: {err}"
     try:
         x = draw(row, sample_shape(row, row_width(fmt, data_shape(row)[1])))
-        acc = design_accuracy(metric, x, quantize(x, fmt))
+        acc = design_accuracy(metric, x, fmt)
         c = design_cost(fmt, cost, data_shape(row), _cost_settings(row))
     except Exception as err:  # shown on the page
         return candidates, f"Cannot evaluate that format on {row['workload']}: {err}"

@@ -7,7 +7,7 @@ from .engines import Algorithm, Arch, EngineProfile, Normalization, OperandType,
 from .enums import parse_enum
 from .grid import GridFormat
 from .names import get_format, known_names
-from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
+from .scaled import DoubleQuant, MicroExponent, ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "AnyFormat",
     "CodebookFormat",
     "DoubleQuant",
+    "MicroExponent",
     "ScaleRule",
     "ScaledFormat",
     "TensorScale",

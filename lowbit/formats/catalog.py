@@ -16,7 +16,7 @@ from . import tables, tables_higgs
 from .codebook import CodebookFormat, VectorCodebookFormat
 from .constructions import lloyd_max_normal
 from .grid import GridFormat
-from .scaled import DoubleQuant, ScaledFormat, ScaleRule, TensorScale
+from .scaled import DoubleQuant, MicroExponent, ScaledFormat, ScaleRule, TensorScale
 from .spec import ElementFormat, Family, FloatFormat, IntFormat, Overflow, Specials, Ties
 
 AnyFormat = ElementFormat | CodebookFormat | ScaledFormat
@@ -60,7 +60,15 @@ _NF3 = CodebookFormat(tables.NF3, source="AFPQ (Zhang et al. 2023), Appendix A",
 _BINARY = CodebookFormat(tables.BINARY, source="{-1, +1}", name="binary_codebook")
 _FP3 = CodebookFormat(tables.FP3_E2M0, source="AFPQ (Zhang et al. 2023), Appendix A", name="fp3_e2m0")
 _MX = {"scale": _E8M0, "rule": ScaleRule.OCP_FLOOR, "block": 32}
+_MX_MICRO = {"scale": _E8M0, "rule": ScaleRule.OCP_FLOOR, "block": 16, "micro": MicroExponent(block=2, bits=1)}
 _NV = {"scale": _E4M3, "rule": ScaleRule.ABSMAX, "block": 16}
+# UE5M3, the unsigned E5M3 block scale Hu, Luschi & Balanca (arXiv 2509.17791) propose: no sign, 5
+# exponent bits (bias 15), 3 mantissa bits, subnormals, no Inf, the all-ones code NaN (the
+# finite-with-NaN convention of E4M3 and UE8M0, since a block holding NaN or Inf needs a NaN scale
+# code): 2^-17 to 114688. A scale literal only, not a catalog element (ml_dtypes has no such type);
+# the generic name "ue5m3" parses to the all-finite minifloat instead (0xFF = 122880).
+UE5M3 = FloatFormat(5, 3, signed=False, specials=_FN, name="ue5m3fn")
+_NV_SEARCH = {**_NV, "rule": ScaleRule.MSE, "tensor_scale": TensorScale.NVFP4}
 
 
 class Lazy:
@@ -85,10 +93,25 @@ _LITERALS.update(
         "mxfp4": ScaledFormat(_FP4, **_MX),
         "mxint8": ScaledFormat(IntFormat(8, symmetric=True), **_MX),
         "mxint4": ScaledFormat(IntFormat(4, symmetric=True), **_MX),
+        # Rouhani et al. (ISCA 2023): E8M0 per 16, a 1-bit micro-exponent per 2, sign-magnitude
+        # elements of 7, 4, 2 magnitude bits in 1.(m-1) fixed point (MXINT8's fixed point)
+        "mx9": ScaledFormat(IntFormat(8, symmetric=True), **_MX_MICRO),
+        "mx6": ScaledFormat(IntFormat(5, symmetric=True), **_MX_MICRO),
+        "mx4": ScaledFormat(IntFormat(3, symmetric=True), **_MX_MICRO),
         # NVIDIA: E4M3 scale per 16 elements
         "nvfp4": ScaledFormat(_FP4, tensor_scale=TensorScale.NVFP4, **_NV),
         "nvfp4_single": ScaledFormat(_FP4, scale_min=2.0**-6, scale_max=448.0, divide=True, **_NV),
         "nvint4": ScaledFormat(IntFormat(4, symmetric=True), tensor_scale=TensorScale.NVFP4, **_NV),
+        # NVFP4 variants. Four over six (Cook et al. 2025, arXiv 2512.02010): per block, the
+        # maximum scaled to 6 or to 4, whichever has the smaller squared error (ties: 6), under
+        # S_enc = 256 * 6 / amax so that 1.5 x the block scale stays within E4M3's 448
+        "nvfp4_4over6": ScaledFormat(_FP4, scale_factors=(1.0, 1.5), tensor_scale_max=256.0, **_NV_SEARCH),
+        # NVIDIA's NVFP4 training recipe (arXiv 2509.25149): one E4M3 scale per 16 x 16 weight tile
+        "nvfp4_2d": ScaledFormat(_FP4, tensor_scale=TensorScale.NVFP4, block_rows=16, **_NV),
+        # UE5M3 block scales (Hu et al. 2025), the tensor scale mapping amax to UE5M3's 114688
+        "nvfp4_ue5m3": ScaledFormat(_FP4, tensor_scale=TensorScale.NVFP4, **{**_NV, "scale": UE5M3}),
+        # the E4M3 block scale searched over shrink factors 1.00 ... 0.50 for the least squared error
+        "nvfp4_mse": ScaledFormat(_FP4, **_NV_SEARCH),
         # integers with an absmax scale: per output channel (fp32) or per group (fp16)
         "int8_per_channel": ScaledFormat(IntFormat(8, symmetric=True), None),
         "int4_per_channel": ScaledFormat(IntFormat(4, symmetric=True), None),
@@ -125,6 +148,9 @@ _LITERALS.update(
         "binary_codebook": _BINARY,
     }
 )
+
+# Scale formats named outside the catalog (whose element names all follow ml_dtypes).
+SCALE_FORMATS: Mapping[str, FloatFormat] = MappingProxyType({UE5M3.name: UE5M3})
 
 ALIASES: Mapping[str, str] = MappingProxyType(
     {

@@ -1,4 +1,5 @@
-"""Codebook formats: a sorted list of values, nearest value wins, ties to the lower code.
+"""Codebook formats: a sorted list of values, nearest value wins (ties to the lower code), or
+one of the two neighbours under stochastic rounding.
 
 The code of a value is its index in ascending order (bitsandbytes' NF4 layout: code 7 is 0.0).
 """
@@ -18,9 +19,13 @@ from .spec import ElementStorage, Family
 class CodebookFormat(ElementStorage):
     """A format whose codes index `values` (ascending, finite, distinct).
 
-    Rounding is to the nearest value; an input exactly halfway between two neighbours takes the
-    lower code (bitsandbytes' rule), except at a midpoint of exactly 0, where +0 goes up and -0
-    down. Inputs beyond the ends clip to the end values. NaN stays NaN in `quantize`.
+    Rounding ('rne', the default) is to the nearest value; an input exactly halfway between two
+    neighbours takes the lower code (bitsandbytes' rule), except at a midpoint of exactly 0, where
+    +0 goes up and -0 down. rounding='stochastic' (with or without sr_bits) picks one of the two
+    neighbouring values: the one farther from zero with probability f, cut to sr_bits bits, where
+    f is the input's distance from the one nearer zero in units of their gap
+    (lowbit.simulator.host.stochastic). Other modes are refused. Inputs beyond the ends clip to
+    the end values. NaN stays NaN in `quantize`.
     source: where the values come from (a citation or the construction), shown in tables.
     """
 

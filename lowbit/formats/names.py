@@ -7,8 +7,8 @@ import difflib
 import functools
 import re
 
-from . import constructions
-from .catalog import ALIASES, catalog
+from . import constructions, p3109
+from .catalog import ALIASES, SCALE_FORMATS, catalog
 from .codebook import CodebookFormat, VectorCodebookFormat
 from .grid import GridFormat
 from .scaled import ScaledFormat, ScaleRule
@@ -38,8 +38,8 @@ def block_codebook(kind: str, block: int) -> ScaledFormat:
 
 
 def known_names() -> list[str]:
-    """Every name `get_format` accepts literally (catalog names and aliases)."""
-    return sorted([*catalog, *ALIASES])
+    """Every name `get_format` accepts literally (catalog names, aliases and named scale formats)."""
+    return sorted([*catalog, *ALIASES, *SCALE_FORMATS])
 
 
 def _unknown(name: str) -> ValueError:
@@ -47,7 +47,7 @@ def _unknown(name: str) -> ValueError:
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return ValueError(
         f"format: unknown name {name!r}{hint} Any 'eXmY', 'ueXmY', 'intN', 'uintN', 'af4_bN', 'bof4_bN', "
-        "'bof4_mae_bN', 'bof4s_bN' or 'bof4s_mae_bN' is also accepted."
+        "'bof4_mae_bN', 'bof4s_bN', 'bof4s_mae_bN' or IEEE P3109 'binaryKpP' + s|u + e|f is also accepted."
     )
 
 
@@ -56,6 +56,9 @@ def _parse_generic(name: str, options: dict) -> ElementFormat | None:
     if m:
         kwargs = {"signed": not m.group(1), "specials": "none", **options}
         return FloatFormat(int(m.group(2)), int(m.group(3)), name=name, **kwargs)
+    spec = p3109.parse(name, options)
+    if spec is not None:
+        return spec
     m = _INT_NAME.match(name)
     if m:
         return IntFormat(int(m.group(2)), signed=not m.group(1), name=name, **options)
@@ -74,10 +77,12 @@ def get_format(fmt, **options) -> ElementFormat | CodebookFormat | ScaledFormat:
 
     fmt: a catalog name ("float8_e4m3fn"), an alias ("fp8_e4m3"), any "eXmY" / "ueXmY"
     minifloat (default: bias 2^(X-1)-1, subnormals, every code finite, saturating), any
-    "intN" / "uintN", a block-scaled or codebook name ("mxfp4", "nvfp4", "nf4"), or a spec
-    object. Keyword options replace spec fields (bias, subnormals, specials, overflow, signed,
-    ties for floats; signed, symmetric for integers; block, scale, rule, asymmetric, ... for
-    block-scaled formats, e.g. get_format("mxfp4", rule="ceil")).
+    "intN" / "uintN", any IEEE P3109 "binaryKpP" + "s"|"u" + "e"|"f" ("binary8p3se"; see
+    `lowbit.formats.p3109` for the allowed K and P and the defaults: extended domain
+    non-saturating to Inf, finite domain saturating), a block-scaled or codebook name ("mxfp4",
+    "nvfp4", "nf4"), or a spec object. Keyword options replace spec fields (bias, subnormals,
+    specials, overflow, signed, ties for floats; signed, symmetric for integers; block, scale,
+    rule, asymmetric, ... for block-scaled formats, e.g. get_format("mxfp4", rule="ceil")).
     """
     if isinstance(fmt, (FloatFormat, IntFormat, CodebookFormat, GridFormat, ScaledFormat, VectorCodebookFormat)):
         spec = fmt
@@ -86,6 +91,8 @@ def get_format(fmt, **options) -> ElementFormat | CodebookFormat | ScaledFormat:
         key = ALIASES.get(key, key)
         if key in catalog:
             spec = catalog[key]
+        elif key in SCALE_FORMATS:
+            spec = SCALE_FORMATS[key]
         else:
             try:
                 spec = _parse_generic(key, options)

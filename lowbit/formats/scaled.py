@@ -61,6 +61,8 @@ class TensorScale(enum.Enum):
 
 
 ElementLike = FloatFormat | IntFormat | CodebookFormat | GridFormat
+# Shrink factors the MSE rule tries by default: 1.00, 0.99, ..., 0.50 of the absmax scale.
+MSE_FACTORS = tuple(1 - k / 100 for k in range(51))
 TABLE_FORMATS = (CodebookFormat, GridFormat)
 
 
@@ -94,6 +96,32 @@ class DoubleQuant:
 
 
 @dataclass(frozen=True)
+class MicroExponent:
+    """Rouhani et al.'s (ISCA 2023) shared micro-exponent: a second-level power-of-two scale of
+    `bits` bits per sub-block of `block` elements, under the block's shared exponent E.
+
+    A sub-block whose largest exponent is E_sub is shifted down by d = min(E - E_sub, 2^bits - 1)
+    binades: its elements are x * 2^-(E - d), rounded to the element's fixed point. Exponents are
+    float32's exponent fields (floor(log2 |x|), a subnormal or zero counting as 2^-127, E8M0's
+    lowest), so d is 0 for the sub-block holding the block's largest |x|. With bits = 1 this is
+    the paper's MX rule as AMD Quark documents it: s_sb = 2^-1 when both values of the sub-block
+    have an exponent strictly smaller than the block's largest, else 1 (README, "MX9, MX6, MX4").
+    """
+
+    block: int = 2
+    bits: int = 1
+
+    def __post_init__(self) -> None:
+        _set_int(self, "block", 1)
+        _set_int(self, "bits", 1, 4)  # shifts of up to 15 binades keep 2^shift exact in float32
+
+    @property
+    def max_shift(self) -> int:
+        """The largest shift (binades): 2^bits - 1."""
+        return (1 << self.bits) - 1
+
+
+@dataclass(frozen=True)
 class ScaledFormat:
     """`element` values times a per-block scale.
 
@@ -110,6 +138,18 @@ class ScaledFormat:
                   clamps to [2^-6, 448]); None for none.
     divide:       elements are x / scale when True, x * (1 / scale) when False (bitsandbytes,
                   TransformerEngine). Power-of-two scales give the same result either way.
+    block_rows:   rows of a 2-D tile (NVIDIA's 16 x 16 weight tiles, arXiv 2509.25149): a block is
+                  `block_rows` consecutive rows of the axis before the block axis by `block`
+                  elements of the block axis, with one scale; 1 (default) is a 1-D block.
+    scale_factors: the factors the MSE rule tries on the absmax scale before rounding it to the
+                  scale format, in order (the first wins ties); None: 1.00, 0.99, ..., 0.50.
+                  Four over six is (1.0, 1.5): the block maximum at 6 or at 4.
+    tensor_scale_max: the block-scale value the tensor's amax maps to under the NVFP4 tensor
+                  scale, S_enc = tensor_scale_max * max(element) / amax; None: the scale
+                  format's largest value (448 for E4M3).
+    micro:        a shared micro-exponent per sub-block (MX9, MX6, MX4), or None: needs the
+                  OCP_FLOOR rule, a symmetric integer element and 1-D blocks a multiple of its
+                  sub-block.
     """
 
     element: ElementLike
@@ -122,6 +162,10 @@ class ScaledFormat:
     scale_min: float | None = None
     scale_max: float | None = None
     divide: bool = False
+    block_rows: int = 1
+    scale_factors: tuple[float, ...] | None = None
+    tensor_scale_max: float | None = None
+    micro: MicroExponent | None = None
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -156,6 +200,43 @@ class ScaledFormat:
             raise ValueError("rule 'twn' needs a ternary element with values (-1, 0, 1)")
         if self.asymmetric and isinstance(self.element, IntFormat) and self.element.signed:
             raise ValueError("asymmetric integer elements use a zero point: give an unsigned element (e.g. uint4)")
+        self._check_variants()
+        if self.micro is not None:
+            self._check_micro()
+
+    def _check_micro(self) -> None:
+        m = self.micro
+        if not isinstance(m, MicroExponent):
+            raise TypeError(f"micro must be a MicroExponent or None, got {m!r}")
+        e = self.element
+        if not (isinstance(e, IntFormat) and e.symmetric):
+            raise ValueError(f"micro: a symmetric integer element (sign-magnitude, as MX9/6/4), got {e!r}")
+        if self.rule is not ScaleRule.OCP_FLOOR or self.tensor_scale is not TensorScale.NONE:
+            raise ValueError(f"micro: needs rule 'ocp_floor' and no tensor scale, got rule {self.rule.value!r}")
+        if not self.block or self.block % m.block or self.block_rows != 1:
+            raise ValueError(f"micro: 1-D blocks, a positive multiple of the sub-block {m.block}; got {self.block}")
+
+    def _check_variants(self) -> None:
+        """block_rows, scale_factors and tensor_scale_max: each only where it means something."""
+        _set_int(self, "block_rows", 1)
+        if self.block_rows > 1 and not self.block:
+            raise ValueError(f"block_rows {self.block_rows} needs a fixed block (block > 0), got block {self.block}")
+        if self.scale_factors is not None:
+            if self.rule is not ScaleRule.MSE:
+                raise ValueError(f"scale_factors are the MSE rule's candidates; rule is {self.rule.value!r}")
+            if not isinstance(self.scale_factors, (tuple, list)):
+                raise TypeError(f"scale_factors: a tuple of positive numbers, got {self.scale_factors!r}")
+            factors = tuple(_require_real(f, "scale_factors") for f in self.scale_factors)
+            if not factors or not all(math.isfinite(f) and f > 0 for f in factors):
+                raise ValueError(f"scale_factors must be positive finite numbers, got {self.scale_factors!r}")
+            object.__setattr__(self, "scale_factors", factors)
+        if self.tensor_scale_max is not None:
+            if self.tensor_scale is not TensorScale.NVFP4:
+                raise ValueError("tensor_scale_max applies to the NVFP4 tensor scale (tensor_scale='nvfp4')")
+            value = _require_real(self.tensor_scale_max, "tensor_scale_max")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"tensor_scale_max must be a positive finite number, got {value}")
+            object.__setattr__(self, "tensor_scale_max", value)
 
     family = Family.SCALED
 
@@ -194,8 +275,21 @@ class ScaledFormat:
         return float(self.element.max) * self.element_step
 
     @property
+    def search_factors(self) -> tuple[float, ...]:
+        """The factors the MSE rule tries on the absmax scale, in order: `scale_factors` or the
+        default MSE_FACTORS."""
+        return self.scale_factors or MSE_FACTORS
+
+    @property
     def scales_per_block(self) -> int:
         return 2 if self.asymmetric else 1
+
+    @property
+    def micro_bits_per_block(self) -> int:
+        """Micro-exponent bits a block stores: one field per sub-block of the format's block (a
+        block cut short by the end of the axis stores them all, as it stores its whole scale)."""
+        m = self.micro
+        return 0 if m is None else (self.block // m.block) * m.bits
 
     @property
     def scale_bits(self) -> float:
@@ -222,7 +316,7 @@ class ScaledFormat:
         """Element bits plus the block's scale bits shared over its elements. A per-channel or
         per-tensor format needs the elements per scale as `block_elems`; a fixed block ignores
         it. The NVFP4 tensor scale (32 bits per tensor) is not counted."""
-        block = self.block if self.block else block_elems
+        block = self.block * self.block_rows if self.block else block_elems
         if block is None:
             raise ValueError(
                 "bits_per_element: a per-channel or per-tensor format needs block_elems (elements per scale)"
@@ -231,7 +325,8 @@ class ScaledFormat:
 
     def _bits_per_scale_of(self, elements_per_scale: float) -> float:
         """Element bits plus the scale bits spread over `elements_per_scale` elements."""
-        return self.element.bits_per_element() + self.scales_per_block * self.scale_bits / elements_per_scale
+        per_block = self.scales_per_block * self.scale_bits + self.micro_bits_per_block
+        return self.element.bits_per_element() + per_block / elements_per_scale
 
     def bits_per_element_in(self, shape: tuple[int, ...], axis: int | None = None) -> float:
         """Bits per element of an array of `shape` with its blocks along `axis` (default: the
@@ -240,6 +335,8 @@ class ScaledFormat:
         longer than the axis, still stores a whole scale)."""
         if self.block == 0:
             return self.bits_per_element(max(math.prod(shape), 1))
+        if self.block_rows > 1 and len(shape) >= 2 and math.prod(shape):
+            return self._tiled_bits_in(shape, self.axis if axis is None else axis)
         length = shape[self.axis if axis is None else axis] if shape else 0
         if self.block is None:
             return self.bits_per_element(max(length, 1))
@@ -247,8 +344,20 @@ class ScaledFormat:
             return self.bits_per_element()
         return self._bits_per_scale_of(length / math.ceil(length / self.block))
 
+    def _tiled_bits_in(self, shape: tuple[int, ...], axis: int) -> float:
+        """Bits per element of 2-D tiles: one scale per (block_rows x block) tile, partial tiles
+        at the ends of both axes storing a whole scale."""
+        moved = list(shape)
+        moved.append(moved.pop(axis))
+        tiles = math.prod(moved[:-2]) * math.ceil(moved[-2] / self.block_rows) * math.ceil(moved[-1] / self.block)
+        return self._bits_per_scale_of(math.prod(shape) / tiles)
+
     def describe(self) -> str:
         block = {None: "per channel", 0: "per tensor"}.get(self.block, f"block {self.block}")
+        if self.block_rows > 1:
+            block = f"{self.block_rows} x {self.block} tiles"
         scale = "fp32" if self.scale is None else (self.scale.name or self.scale.describe())
         asym = ", asymmetric" if self.asymmetric else ""
+        if self.micro is not None:
+            asym += f", {self.micro.bits}-bit micro-exponent per {self.micro.block}"
         return f"{self.element.name or self.element.describe()} x {scale} scale ({self.rule.value}), {block}{asym}"

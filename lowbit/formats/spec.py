@@ -24,18 +24,38 @@ class Specials(enum.Enum):
     FN:   no Inf; the all-ones code of each sign is NaN (float8_e4m3fn, float8_e8m0fnu).
     FNUZ: no Inf, no negative zero; the negative-zero code is the single NaN.
     NONE: every code is a finite number (float4_e2m1fn, float6_*).
+    EXTENDED: the extended domain of the IEEE P3109 formats (binaryKpPse, binaryKpPue): one NaN,
+          no negative zero, Inf at the largest magnitude code the NaN leaves. Signed: NaN at the
+          negative-zero code (0x80 for 8 bits), +Inf at the all-ones magnitude (0x7F) and -Inf at
+          its negative (0xFF). Unsigned: NaN at the all-ones code, +Inf at all-ones minus one.
+          An unsigned EXTENDED format encodes negative input as 0, as the report's saturation
+          does (see `FloatFormat.negative_is_nan`).
+
+    P3109's finite domain needs no member of its own: signed it is FNUZ (binary8p4sf is
+    float8_e4m3fnuz value for value), unsigned it is FN with signed=False.
     """
 
     IEEE = "ieee"
     FN = "fn"
     FNUZ = "fnuz"
     NONE = "none"
+    EXTENDED = "extended"
 
 
 class Overflow(enum.Enum):
-    """What a finite value beyond the largest finite magnitude becomes under nearest rounding."""
+    """What a finite value beyond the largest finite magnitude becomes under nearest rounding,
+    and whether +-Inf input stays Inf.
+
+    SATURATE:        finite overflow gives +-max; +-Inf input stays +-Inf where the format has Inf
+                     (the P3109 report's SatPropagate), else gives +-max.
+    SATURATE_FINITE: finite overflow and +-Inf input both give +-max (the report's SatFinite).
+                     In a format without Inf it is SATURATE, and the spec stores SATURATE.
+    INF:             finite overflow gives +-Inf (needs a format with Inf).
+    NAN:             finite overflow gives NaN (needs a format with NaN).
+    """
 
     SATURATE = "saturate"
+    SATURATE_FINITE = "saturate_finite"
     INF = "inf"
     NAN = "nan"
 
@@ -202,8 +222,11 @@ class FloatFormat(ElementStorage):
     subnormals: the zero exponent field holds subnormals and zero. When False the zero field is an
                 ordinary binade and the format has no zero (float8_e8m0fnu).
     specials:   where Inf and NaN live, see `Specials`.
-    overflow:   what nearest rounding past the largest finite value gives; default INF for IEEE,
-                NAN for FN/FNUZ, SATURATE for NONE. Directed rounding toward zero always saturates.
+    overflow:   what nearest rounding past the largest finite value gives; default INF for IEEE
+                and EXTENDED, NAN for FN/FNUZ, SATURATE for NONE. Directed rounding toward zero
+                always saturates. Inf input stays Inf where the format has Inf (unless
+                SATURATE_FINITE, see `keeps_inf`), else is treated as an overflow. An unsigned
+                format treats negative input as below its range, see `negative_is_nan`.
     ties:       tie rule of `rne` for this format, see `Ties`.
     """
 
@@ -235,9 +258,12 @@ class FloatFormat(ElementStorage):
         else:
             _set_int(self, "bias", -(1 << 20), 1 << 20)
         if self.overflow is None:
-            default = {Specials.IEEE: Overflow.INF, Specials.NONE: Overflow.SATURATE}
+            default = {Specials.IEEE: Overflow.INF, Specials.EXTENDED: Overflow.INF, Specials.NONE: Overflow.SATURATE}
             object.__setattr__(self, "overflow", default.get(self.specials, Overflow.NAN))
         object.__setattr__(self, "overflow", parse_enum(Overflow, self.overflow, "overflow"))
+        if self.overflow is Overflow.SATURATE_FINITE and not self.has_inf:
+            # the same conversion: stored as SATURATE so that equal formats compare equal
+            object.__setattr__(self, "overflow", Overflow.SATURATE)
         self._check_specials()
 
     def _check_specials(self) -> None:
@@ -248,8 +274,8 @@ class FloatFormat(ElementStorage):
             raise ValueError("specials='ieee' needs exp_bits >= 2 to leave a finite normal binade")
         if s is Specials.FNUZ and not self.signed:
             raise ValueError("specials='fnuz' puts NaN at the negative-zero code; it needs signed=True")
-        if s is Specials.FNUZ and not self.subnormals:
-            raise ValueError("specials='fnuz' needs subnormals=True: without them there is no zero code")
+        if s in (Specials.FNUZ, Specials.EXTENDED) and not self.subnormals:
+            raise ValueError(f"specials={s.value!r} needs subnormals=True: without them there is no zero code")
         if self.overflow is Overflow.INF and not self.has_inf:
             raise ValueError(f"overflow='inf' needs a format with Inf; specials={s.value!r} has none")
         if self.overflow is Overflow.NAN and not self.has_nan:
@@ -298,6 +324,9 @@ class FloatFormat(ElementStorage):
             return all_ones - (1 << self.man_bits)
         if self.specials is Specials.FN:
             return all_ones - 1
+        if self.specials is Specials.EXTENDED:
+            # Inf sits just above; unsigned, NaN takes the all-ones code above that.
+            return all_ones - (1 if self.signed else 2)
         return all_ones
 
     @property
@@ -309,7 +338,7 @@ class FloatFormat(ElementStorage):
     # ----- specials ----------------------------------------------------------------------
     @property
     def has_inf(self) -> bool:
-        return self.specials is Specials.IEEE
+        return self.specials in (Specials.IEEE, Specials.EXTENDED)
 
     @property
     def has_nan(self) -> bool:
@@ -321,7 +350,31 @@ class FloatFormat(ElementStorage):
 
     @property
     def has_negative_zero(self) -> bool:
-        return self.signed and self.subnormals and self.specials is not Specials.FNUZ
+        return self.signed and self.subnormals and not self._nan_at_negative_zero
+
+    @property
+    def _nan_at_negative_zero(self) -> bool:
+        return self.signed and self.specials in (Specials.FNUZ, Specials.EXTENDED)
+
+    @property
+    def negative_is_nan(self) -> bool:
+        """Whether an unsigned format encodes a negative input (one that does not round to zero)
+        as NaN; otherwise it becomes code 0, the bottom of the range (zero, where there is one).
+
+        Negative input is out of an unsigned format's range at the low end, so it follows
+        `overflow`: NAN gives NaN, SATURATE gives 0 (the P3109 report's saturation clamps to 0,
+        as unsigned integers clip). Under INF, IEEE formats give NaN (IEEE 754's invalid
+        operation) and EXTENDED formats give 0 (the report's OvfInf has no -Inf to give). A
+        format without NaN always gives 0. False for signed formats."""
+        if self.signed or not self.has_nan:
+            return False
+        return self.overflow is Overflow.NAN or (self.overflow is Overflow.INF and self.specials is Specials.IEEE)
+
+    @property
+    def keeps_inf(self) -> bool:
+        """Whether +-Inf input encodes as +-Inf: the format has Inf and overflow is not
+        SATURATE_FINITE. Otherwise Inf input is an overflow, resolved by `overflow`."""
+        return self.has_inf and self.overflow is not Overflow.SATURATE_FINITE
 
     @property
     def inf_code(self) -> int | None:
@@ -334,8 +387,10 @@ class FloatFormat(ElementStorage):
         """The code lowbit writes for NaN (quiet, with the input's sign where the format has one)."""
         if self.specials is Specials.NONE:
             return None
-        if self.specials is Specials.FNUZ:
+        if self._nan_at_negative_zero:
             return 1 << self.sign_shift
+        if self.specials is Specials.EXTENDED:  # unsigned: the all-ones code
+            return self.n_codes - 1
         if self.specials is Specials.FN:
             mag = self.max_code + 1
         else:
@@ -365,7 +420,7 @@ class FloatFormat(ElementStorage):
         elif self.specials is Specials.FN:
             out[mag > self.max_code] = np.nan
         out = np.where(negative == 1, -out, out)
-        if self.specials is Specials.FNUZ:
+        if self._nan_at_negative_zero:
             out[self.nan_code()] = -np.nan  # the negative-zero code: ml_dtypes reads it as -NaN
         out.setflags(write=False)
         return out

@@ -3,7 +3,7 @@
 - `kernels`: the compiled layer (scalar functions written once, JIT options, CPU and CUDA
   drivers, the parameter vectors, and `dispatch`, which runs a named driver on a target);
 - `host`: the API of every format family (quantize, encode, decode), input checks, scale rules,
-  the block pipeline, packing and the Hadamard transform;
+  the block pipeline, packing, the Hadamard transform, and range diagnostics (diagnose, compare);
 - `gemm`: dot-product and GEMM emulation;
 - `matrix_engines`: `mma`, one tensor-core or matrix-core instruction, bit-exact (MMA-Sim's algorithms);
 - `reference`: the slow, obvious oracle the kernels are tested against.
@@ -11,6 +11,7 @@
 
 from .gemm import Factors, MatmulError, Order, dot, matmul, matmul_error, operand
 from .host.codec import Encoded, bits_per_element, decode, encode, quantize
+from .host.diagnose import BlockDiagnosis, Comparison, Diagnosis, compare, diagnose
 from .host.packing import BitOrder, pack_codes, unpack_codes
 from .host.transforms import hadamard
 from .kernels.dispatch import Target
@@ -20,6 +21,9 @@ from .matrix_engines import engines, mma
 
 __all__ = [
     "BitOrder",
+    "BlockDiagnosis",
+    "Comparison",
+    "Diagnosis",
     "Encoded",
     "Factors",
     "MatmulError",
@@ -28,7 +32,9 @@ __all__ = [
     "Rounding",
     "Target",
     "bits_per_element",
+    "compare",
     "decode",
+    "diagnose",
     "dot",
     "encode",
     "engines",

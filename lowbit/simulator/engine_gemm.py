@@ -141,6 +141,8 @@ def cannot_read(p: EngineProfile, fmt) -> str | None:
     when it can (a NaN or Inf the data holds may still be refused when the operands are checked)."""
     spec = None if wide_format(fmt) else get_format(fmt)
     scaled = isinstance(spec, ScaledFormat)
+    if scaled and spec.micro is not None:
+        return "it has no micro-exponent (sub-block shift) stage"
     if p.block_scaled and not (scaled and spec.block == p.block_size and _scale_name(spec) == p.scale_type.name):
         return f"it reads blocks of {p.block_size} elements with {p.scale_type.label} scales"
     if scaled and not p.block_scaled:

@@ -161,11 +161,18 @@ def factors(x: np.ndarray, fmt) -> Factors:
     elems = table[np.asarray(enc.codes).astype(np.int64)]
     if spec.element_step != 1.0:
         elems = elems * spec.element_step  # OCP MXINT8's fixed-point step
+    if spec.micro is not None:
+        # A sub-block's shift scales its products by a power of two: folded into the elements, the
+        # products (and the chunk sums of a block) are the hardware's, exactly.
+        elems = elems * _micro_factors(enc, spec, k)
     # one row of scales per row of x, or a single scale for a per-tensor format (broadcast below)
     scale_rows = 1 if spec.block == 0 else rows  # block 0: one scale for the whole tensor
     # a block longer than K holds all of K (encode's layout does the same): memory of K, not the block
     block = min(spec.block, max(k, 1)) if spec.block else max(k, 1)
-    scale_codes = np.asarray(enc.scales).reshape(scale_rows, -1, spec.scales_per_block)
+    scale_codes = np.asarray(enc.scales)
+    if spec.block_rows > 1:  # 2-D tiles: each tile's scale serves its rows (a row of scales per row of x)
+        scale_codes = np.repeat(scale_codes, min(spec.block_rows, rows), axis=0)[:rows]
+    scale_codes = scale_codes.reshape(scale_rows, -1, spec.scales_per_block)
     if isinstance(spec.scale, DoubleQuant):
         scales = dq_values(scale_codes.reshape(-1), enc.meta["dq_absmax"], enc.meta["dq_offset"], spec.scale)
         scales = np.asarray(scales, np.float64).reshape(scale_rows, -1)
@@ -181,7 +188,19 @@ def factors(x: np.ndarray, fmt) -> Factors:
         scales = np.broadcast_to(scales.reshape(1, -1)[:, :1], (rows, 1)).copy()
     tensor = float(enc.tensor_scale) if spec.tensor_scale is TensorScale.NVFP4 else 1.0
     span = _span(elems) if spec.asymmetric else _span(table)
+    if spec.micro is not None:
+        span += spec.micro.max_shift  # the finest step is the element's shifted down that far
     return Factors(elems, scales, block, tensor, False, span, _scale_bits(spec), bool(spec.block), spec.block or 0)
+
+
+def _micro_factors(enc, spec: ScaledFormat, k: int) -> np.ndarray:
+    """2^-shift of each element's sub-block, (rows, K) float64, from the encoded sub-block shifts
+    (rows, blocks, sub-blocks) along K."""
+    shifts = np.asarray(enc.micro)
+    rows, blocks = shifts.shape[0], shifts.shape[1]
+    per = np.repeat(shifts.astype(np.int64), spec.micro.block, axis=2).reshape(rows, blocks, -1)
+    block = min(spec.block, max(k, 1))
+    return np.ldexp(1.0, -per[:, :, :block].reshape(rows, -1)[:, :k])
 
 
 def operand(b, b_format) -> Factors:
@@ -638,6 +657,7 @@ def matmul(
     a_arr = a.copy_to_host() if hasattr(a, "copy_to_host") else np.asarray(a)
     if a_arr.ndim == 3:
         batch, rows, k = a_arr.shape
+        _check_batch_tiles(a_format, rows)
         out = matmul(
             a_arr.reshape(batch * rows, k),
             b,
@@ -673,6 +693,11 @@ def _engine_matmul(a: np.ndarray, b, a_format, b_format, engine, promote_every, 
     quantized = isinstance(b, Factors)
     n = _matching_k(a, b)
     specs = [None if f is None or engine_gemm.wide_format(f) else get_format(f) for f in (a_format, b_format)]
+    if any(getattr(s, "micro", None) is not None for s in specs):
+        raise ValueError(
+            "a_format, b_format: matrix engines have no micro-exponent (sub-block shift) stage; MX9, MX6 and "
+            "MX4 run on the dot-product unit (engine=None)"
+        )
     block = getattr(specs[0], "block", None) if isinstance(specs[0], ScaledFormat) else None
     profile = engine_gemm.resolve(engine, *specs, block or None)
     every = engine_gemm.check_promote(promote_every, profile)
@@ -761,6 +786,18 @@ class MatmulError:
     @property
     def relative_accumulation_error(self) -> float:
         return float(np.linalg.norm(self.accumulation_error) / max(np.linalg.norm(self.dequantized_reference), 1e-300))
+
+
+def _check_batch_tiles(a_format, rows: int) -> None:
+    """A batch runs as one (B * M, K) matrix: 2-D tiles of a_format would span two batch entries
+    unless M is a multiple of the tile's rows."""
+    spec = None if a_format is None or engine_gemm.wide_format(a_format) else get_format(a_format)
+    tile = getattr(spec, "block_rows", 1)
+    if tile > 1 and rows % tile:
+        raise ValueError(
+            f"a_format: {tile} x {spec.block} tiles over a batch need M a multiple of {tile}, got M = {rows}; "
+            "quantize each batch entry's matrix on its own, or use a 1-D block format for a"
+        )
 
 
 def matmul_error(a, b, a_format, b_format, accumulator: str | Accumulator = "fp32", **kwargs) -> MatmulError:

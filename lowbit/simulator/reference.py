@@ -29,12 +29,19 @@ def decode_code(fmt: FloatFormat | IntFormat, code: int):
     e, m = fmt.exp_bits, fmt.man_bits
     negative = fmt.signed and (code >> (e + m)) & 1 == 1
     efield, mfield = (code >> m) & ((1 << e) - 1), code & ((1 << m) - 1)
-    if fmt.specials is Specials.FNUZ and negative and efield == 0 and mfield == 0:
+    if fmt.specials in (Specials.FNUZ, Specials.EXTENDED) and negative and efield == 0 and mfield == 0:
         return NEG_NAN
     if fmt.specials is Specials.IEEE and efield == (1 << e) - 1:
         if mfield == 0:
             return NEG_INF if negative else INF
         return NEG_NAN if negative else NAN
+    if fmt.specials is Specials.EXTENDED:
+        # P3109's extended domain: Inf at the top magnitude code, the unsigned NaN just above it.
+        top = (1 << (e + m)) - 1
+        if fmt.signed and code & top == top:
+            return NEG_INF if negative else INF
+        if not fmt.signed and code >= top - 1:
+            return INF if code == top - 1 else NAN
     if fmt.specials is Specials.FN and efield == (1 << e) - 1 and mfield == (1 << m) - 1:
         return NEG_NAN if negative else NAN
     if efield == 0 and fmt.subnormals:
@@ -65,7 +72,7 @@ def _positive_grid(fmt: FloatFormat | IntFormat):
     return grid
 
 
-def _choose(lo, hi, a: Fraction, mode: Rounding, negative: bool, ties_away: bool, u: Fraction | None):
+def _choose(lo, hi, a: Fraction, mode: Rounding, negative: bool, ties_away: bool, u, sr_bits: int | None = None):
     """Pick lo or hi (grid entries around magnitude a) under `mode`."""
     (lv, lc), (hv, _) = lo, hi
     if mode is Rounding.RTZ:
@@ -73,6 +80,9 @@ def _choose(lo, hi, a: Fraction, mode: Rounding, negative: bool, ties_away: bool
     if mode in (Rounding.RUP, Rounding.RDOWN):
         away_from_zero = (mode is Rounding.RUP) != negative
         return hi if away_from_zero else lo
+    if mode is Rounding.STOCHASTIC and sr_bits is not None:
+        # the fraction of the gap cut to sr_bits bits, against an sr_bits-bit integer u
+        return hi if u < math.floor((a - lv) / (hv - lv) * 2**sr_bits) else lo
     if mode is Rounding.STOCHASTIC:
         return hi if u < (a - lv) / (hv - lv) else lo
     if a - lv != hv - a:
@@ -86,7 +96,7 @@ def _overflow(fmt: FloatFormat | IntFormat, mode: Rounding, negative: bool) -> s
     toward_zero = (
         mode is Rounding.RTZ or (mode is Rounding.RUP and negative) or (mode is Rounding.RDOWN and not negative)
     )
-    if isinstance(fmt, IntFormat) or toward_zero or fmt.overflow is Overflow.SATURATE:
+    if isinstance(fmt, IntFormat) or toward_zero or fmt.overflow in (Overflow.SATURATE, Overflow.SATURATE_FINITE):
         return "max"
     return "inf" if fmt.overflow is Overflow.INF else "nan"
 
@@ -96,7 +106,9 @@ def _grid_values(fmt) -> list[Fraction]:
     return [v for v, _ in _positive_grid(fmt)]
 
 
-def round_magnitude(fmt, a, mode: Rounding, negative: bool, u: Fraction | None = None):
+def round_magnitude(
+    fmt, a, mode: Rounding, negative: bool, u: Fraction | int | None = None, sr_bits: int | None = None
+):
     """Magnitude code of `a` >= 0 (a Fraction or math.inf), or 'inf' / 'nan' on overflow."""
     grid = _positive_grid(fmt)
     values = _grid_values(fmt)
@@ -110,7 +122,7 @@ def round_magnitude(fmt, a, mode: Rounding, negative: bool, u: Fraction | None =
     if values[i] == a:
         return grid[i][1]
     lo, hi = grid[i], grid[i + 1]
-    _, code = _choose(lo, hi, a, mode, negative, ties_away, u)
+    _, code = _choose(lo, hi, a, mode, negative, ties_away, u, sr_bits)
     if code is None:
         verdict = _overflow(fmt, mode, negative)
         return grid[-2][1] if verdict == "max" else verdict
@@ -123,11 +135,12 @@ def _nan_or_none(fmt, negative: bool):
     return fmt.nan_code(negative)
 
 
-def encode_value(fmt, x, rounding: Rounding | str = "rne", u: Fraction | None = None):
+def encode_value(fmt, x, rounding: Rounding | str = "rne", u: Fraction | int | None = None, sr_bits: int | None = None):
     """Code of `x` (a float, int or Fraction). None means NaN into a format without NaN.
 
     u: for stochastic rounding, a number in [0, 1): the result is the upper neighbour iff
-    u < (x - lower) / (upper - lower).
+    u < (x - lower) / (upper - lower). With sr_bits = r, u is an integer in [0, 2^r) instead and
+    the result is the upper neighbour iff u < floor((x - lower) / (upper - lower) * 2^r).
     """
     mode = parse_enum(Rounding, rounding, "rounding")
     if isinstance(x, float) and math.isnan(x):
@@ -135,17 +148,17 @@ def encode_value(fmt, x, rounding: Rounding | str = "rne", u: Fraction | None = 
     negative = (x < 0) or (isinstance(x, float) and x == 0 and math.copysign(1.0, x) < 0)
     a = math.inf if isinstance(x, float) and math.isinf(x) else abs(Fraction(x))
     if isinstance(fmt, IntFormat):
-        return _encode_int(fmt, a, mode, negative, u)
+        return _encode_int(fmt, a, mode, negative, u, sr_bits)
     if a == 0:
         if not fmt.has_zero:  # NaN where the format has it, else the smallest value of x's sign
             if fmt.has_nan:
                 return fmt.nan_code(False)
             return (1 << fmt.sign_shift) if negative and fmt.signed else 0
         return (1 << fmt.sign_shift) if negative and fmt.has_negative_zero else 0
-    if a == math.inf and fmt.has_inf:
+    if a == math.inf and fmt.keeps_inf:  # else Inf is an overflow (SATURATE_FINITE: max)
         mag = fmt.inf_code
     else:
-        mag = round_magnitude(fmt, a, mode, negative, u)
+        mag = round_magnitude(fmt, a, mode, negative, u, sr_bits)
     if mag == "nan":
         return fmt.nan_code(negative)
     if mag == "inf":
@@ -153,13 +166,14 @@ def encode_value(fmt, x, rounding: Rounding | str = "rne", u: Fraction | None = 
     if not negative:
         return mag
     if not fmt.signed:
-        return 0 if mag == 0 and fmt.has_zero else _nan_or_none(fmt, False) if fmt.has_nan else 0
+        rounds_to_zero = mag == 0 and fmt.has_zero
+        return fmt.nan_code(False) if fmt.negative_is_nan and not rounds_to_zero else 0
     if mag == 0 and fmt.has_zero and not fmt.has_negative_zero:
         return 0
     return mag | (1 << fmt.sign_shift)
 
 
-def _encode_int(fmt: IntFormat, a, mode: Rounding, negative: bool, u):
+def _encode_int(fmt: IntFormat, a, mode: Rounding, negative: bool, u, sr_bits: int | None = None):
     if a == math.inf:
         n = fmt.max + 1 if not negative else -fmt.min + 1
     else:
@@ -167,7 +181,7 @@ def _encode_int(fmt: IntFormat, a, mode: Rounding, negative: bool, u):
         if lo == a:
             n = lo
         else:
-            n = _choose((Fraction(lo), lo), (Fraction(lo + 1), lo + 1), a, mode, negative, False, u)[1]
+            n = _choose((Fraction(lo), lo), (Fraction(lo + 1), lo + 1), a, mode, negative, False, u, sr_bits)[1]
     if negative:
         return (-min(n, -fmt.min)) % (1 << fmt.bits)
     return min(n, fmt.max)

@@ -15,13 +15,28 @@ x is the original, q the quantized-and-dequantized tensor (same shape), in float
                 matrix engines apart where the formats' rounding dominates gemm_relative_error
   overflow_fraction    the share (0 to 1) of C's outputs that are Inf or NaN where the float64
                 reference A @ B is finite: the accumulator (or a format) overflowed on finite inputs
+
+Range diagnostics take a `TensorCase` (the tensor as the format's quantizer sees it, after the point's
+Hadamard transform, and the format) and read `lowbit.diagnose` (its docstring defines each), under
+the point's rounding, seed and sr_bits:
+  saturated_fraction, flushed_fraction, subnormal_fraction   shares (0 to 1) of the elements
+  code_entropy_bits, scale_entropy_bits   Shannon entropy of the element and scale codes (bits)
+  scale_code_mismatch     share (0 to 1) of blocks whose scale code differs from the one the same
+                format under the OCP MX rule 'ocp_floor' picks (`lowbit.compare`); NaN unless the
+                format has a power-of-two scale rule
+  scale_rule_qsnr_delta_db  QSNR of the format minus that of its 'ocp_floor' sibling (dB), both
+                rounded to nearest; NaN as above
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from functools import cached_property
+
 import numpy as np
 
-from ..simulator import MatmulError
+from ..formats import ScaledFormat, ScaleRule
+from ..simulator import Comparison, Diagnosis, MatmulError, compare, diagnose, hadamard
 
 KL_BINS = 256
 
@@ -77,3 +92,67 @@ def overflow_fraction(err: MatmulError) -> float:
     # a NaN or Inf input makes the reference non-finite too: propagated, not overflowed
     overflow = ~np.isfinite(result) & np.isfinite(np.asarray(err.reference))
     return float(np.count_nonzero(overflow) / result.size)
+
+
+@dataclass(frozen=True)
+class TensorCase:
+    """A tensor point as its quantizer sees it: x (float32, after the point's Hadamard transform),
+    the format, and the rounding mode, seed and random bits of stochastic rounding (the point's
+    own, so that the diagnosis is of the codes its quantizer gives); its diagnosis and scale-rule
+    comparison are computed once, when a metric first asks."""
+
+    x: np.ndarray
+    format: object
+    rounding: str = "rne"
+    seed: int | None = None
+    sr_bits: int | None = None
+
+    @cached_property
+    def diagnosis(self) -> Diagnosis:
+        return diagnose(self.x, self.format, rounding=self.rounding, seed=self.seed, sr_bits=self.sr_bits)
+
+    @cached_property
+    def against_ocp_floor(self) -> Comparison | None:
+        """The format against its 'ocp_floor' sibling, or None for a format without a power-of-two rule."""
+        fmt = self.format
+        if not isinstance(fmt, ScaledFormat) or not fmt.rule.power_of_two:
+            return None
+        return compare(self.x, replace(fmt, rule=ScaleRule.OCP_FLOOR), fmt)
+
+
+def tensor_case(x: np.ndarray, spec, fmt) -> TensorCase:
+    """The TensorCase of a study point: x through the point's Hadamard transform (spec.hadamard,
+    spec.hadamard_seed) if any, with its rounding, seed and sr_bits (a lowbit.study.schema.FormatSpec)."""
+    if spec.hadamard:
+        x = hadamard(x, spec.hadamard, seed=spec.hadamard_seed)
+    return TensorCase(np.asarray(x, np.float32), fmt, spec.rounding, spec.seed, spec.sr_bits)
+
+
+def saturated_fraction(case: TensorCase) -> float:
+    return case.diagnosis.saturated_fraction
+
+
+def flushed_fraction(case: TensorCase) -> float:
+    return case.diagnosis.flushed_fraction
+
+
+def subnormal_fraction(case: TensorCase) -> float:
+    return case.diagnosis.subnormal_fraction
+
+
+def code_entropy_bits(case: TensorCase) -> float:
+    return case.diagnosis.code_entropy_bits
+
+
+def scale_entropy_bits(case: TensorCase) -> float:
+    return case.diagnosis.scale_entropy_bits
+
+
+def scale_code_mismatch(case: TensorCase) -> float:
+    c = case.against_ocp_floor
+    return float("nan") if c is None else c.differing_fraction
+
+
+def scale_rule_qsnr_delta_db(case: TensorCase) -> float:
+    c = case.against_ocp_floor
+    return float("nan") if c is None else c.qsnr_delta_db

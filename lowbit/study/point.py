@@ -22,7 +22,7 @@ from ..costmodel import engine_cost
 from ..formats import AnyFormat, ScaledFormat
 from ..simulator import MatmulError, matmul_error
 from . import torch_points
-from .metrics import overflow_fraction
+from .metrics import TensorCase, overflow_fraction, tensor_case
 from .model_points import MODEL_K, allocation_identity, allocation_row, uniform_row
 from .replay import quantize_point
 from .schema import Allocation, Cost, FormatSpec, Gemm, GemmOptions, ModelWorkload, Study, TorchWorkload, parse_workload
@@ -217,7 +217,14 @@ def _metrics(entries: list, data: np.ndarray | GemmPair, spec: FormatSpec, fmt: 
     def quantized() -> np.ndarray:
         return np.asarray(quantize_point(data, spec, fmt), np.float64)
 
-    return metric_columns(sorted(entries, key=_order), WorkloadKind.TENSOR, lambda m, _: m.compute(x, quantized()))
+    @functools.cache  # the range diagnostics' input, built once, when a diagnostic metric asks
+    def case() -> TensorCase:
+        return tensor_case(data, spec, fmt)
+
+    def compute(m, _) -> float:
+        return m.compute(case()) if m.diagnostic else m.compute(x, quantized())
+
+    return metric_columns(sorted(entries, key=_order), WorkloadKind.TENSOR, compute)
 
 
 def _evaluate_data(payload: dict, spec: FormatSpec, fmt: AnyFormat, row: dict) -> None:

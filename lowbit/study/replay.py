@@ -39,9 +39,9 @@ def quantize_point(x: np.ndarray, spec: FormatSpec, fmt: AnyFormat | None = None
     fmt = spec.spec() if fmt is None else fmt
     if spec.hadamard:
         y = hadamard(x, spec.hadamard, seed=spec.hadamard_seed).astype(np.float32)
-        q = quantize(y, fmt, rounding=spec.rounding, seed=spec.seed)
+        q = quantize(y, fmt, rounding=spec.rounding, seed=spec.seed, sr_bits=spec.sr_bits)
         return hadamard(q, spec.hadamard, seed=spec.hadamard_seed, inverse=True)
-    return quantize(x, fmt, rounding=spec.rounding, seed=spec.seed)
+    return quantize(x, fmt, rounding=spec.rounding, seed=spec.seed, sr_bits=spec.sr_bits)
 
 
 def _synthetic(row: Mapping):

@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictInt,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -39,6 +40,7 @@ from ..formats import AnyFormat, EngineProfile, get_accumulator, get_engine, get
 from ..lazy import FACTORY_FORM
 from ..simulator import Rounding
 from ..simulator.engine_gemm import cannot_read
+from ..simulator.host.inputs import MAX_SR_BITS
 from .datafiles import MissingTensorError, check_npy, check_safetensors, resolve_input
 from .errors import ECHO_CHARS, StudyError, clip, echo, error_message, error_path
 from .paths import plain_name, relative_folder, table_path
@@ -142,6 +144,7 @@ class FormatSpec(_Strict):
     asymmetric: bool | None = None
     rounding: Literal[ROUNDINGS] = "rne"  # type: ignore[valid-type]
     seed: int = Field(default=0, description="seed of stochastic rounding")
+    sr_bits: StrictInt | None = Field(default=None, description="random bits per element of stochastic rounding")
     hadamard: int | None = Field(default=None, description="Hadamard size (power of two) applied first")
     hadamard_seed: int | None = Field(default=None, description="seed of the Hadamard's random signs")
     label: str | None = None
@@ -152,6 +155,19 @@ class FormatSpec(_Strict):
         if v is not None and v < 1:
             raise ValueError("must be a positive integer")
         return v
+
+    @field_validator("sr_bits")
+    @classmethod
+    def _sr_bits(cls, v):
+        if v is not None and not 1 <= v <= MAX_SR_BITS:
+            raise ValueError(f"must be an integer from 1 to {MAX_SR_BITS}, or left out (62 bits)")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _without_unused_sr_bits(self, handler) -> dict[str, Any]:
+        """Without sr_bits, the dump (and so the point's hash) is what it was before sr_bits."""
+        data = handler(self)
+        return data if self.sr_bits is not None else {k: v for k, v in data.items() if k != "sr_bits"}
 
     @field_validator("hadamard")
     @classmethod
@@ -173,6 +189,8 @@ class FormatSpec(_Strict):
             options["rule"] = self.rule
         if self.asymmetric is not None:
             options["asymmetric"] = self.asymmetric
+        if self.sr_bits is not None and self.rounding != "stochastic":
+            raise ValueError(f"sr_bits: goes with rounding 'stochastic' only, got rounding {self.rounding!r}")
         return get_format(self.format, **options)
 
     @property
@@ -187,6 +205,8 @@ class FormatSpec(_Strict):
                 parts.append(f"{key}={value}")
         if self.rounding != "rne":
             parts.append(f"rounding={self.rounding}")
+        if self.sr_bits is not None:
+            parts.append(f"sr_bits={self.sr_bits}")
         if self.hadamard:
             parts.append(f"hadamard={self.hadamard}")
         return " ".join(parts)

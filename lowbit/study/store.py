@@ -8,7 +8,9 @@ every one a study asks for, and the dashboard offers each one present in a table
                            lambda x, q: float(np.max(np.abs(q - x)) / np.max(np.abs(x)))))
 
 `compute` takes, by the workload kinds the metric applies to:
-  tensor: (x, q), the tensor and its quantized copy, float64;
+  tensor: (x, q), the tensor and its quantized copy, float64; or, for a metric with `diagnostic=True`,
+          one lowbit.study.metrics.TensorCase (the tensor as the format sees it, the format and its
+          lowbit.diagnose diagnosis);
   model:  (reference, embeddings), the float32 model's sentence embeddings and the quantized model's;
   gemm:   (err,), a lowbit.simulator.MatmulError; a study may name the accumulator and chunk, and the
           column is then `<name>_<accumulator>`, or a matrix engine and its promotion, and the column
@@ -80,7 +82,8 @@ class Mix(enum.Enum):
 class Metric:
     """An accuracy metric: its table column `name`, a plot `label`, its `unit`, which way is
     `better`, the workload `kinds` it applies to and how to `compute` it (see the module docstring).
-    `log_axis`: its values span decades (plots draw them on a log scale)."""
+    `log_axis`: its values span decades (plots draw them on a log scale). `diagnostic`: a tensor
+    metric whose compute takes a TensorCase, not (x, q) (the range diagnostics)."""
 
     name: str
     label: str
@@ -89,6 +92,7 @@ class Metric:
     kinds: frozenset[WorkloadKind] | Iterable[WorkloadKind | str]
     compute: Callable[..., float] = field(compare=False)
     log_axis: bool = False
+    diagnostic: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -99,6 +103,8 @@ class Metric:
             # a GEMM metric's compute takes a MatmulError, the others two arrays: one signature each
             raise ValueError(f"metric {self.name}: kinds must be 'gemm' alone or some of 'tensor', 'model'")
         object.__setattr__(self, "kinds", kinds)
+        if self.diagnostic and kinds != {WorkloadKind.TENSOR}:
+            raise ValueError(f"metric {self.name}: a diagnostic metric applies to 'tensor' workloads only")
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,19 @@ _BUILTIN: tuple[Metric, ...] = (
     Metric("gemm_relative_error", "GEMM relative error", "", _L, {_G}, arithmetic.gemm_relative_error, True),
     Metric(
         "gemm_accumulation_error", "GEMM accumulation error", "", _L, {_G}, arithmetic.gemm_accumulation_error, True
+    ),
+    # range diagnostics (lowbit.diagnose, lowbit.compare): fractions 0 to 1, entropies in bits
+    *(
+        Metric(name, label, unit, better, {_T}, getattr(arithmetic, name), diagnostic=True)
+        for name, label, unit, better in (
+            ("saturated_fraction", "saturated fraction", "", _L),
+            ("flushed_fraction", "flushed-to-zero fraction", "", _L),
+            ("subnormal_fraction", "subnormal fraction", "", _L),
+            ("code_entropy_bits", "element code entropy (bits)", "bits", _H),
+            ("scale_entropy_bits", "scale code entropy (bits)", "bits", _L),
+            ("scale_code_mismatch", "scale codes differing from ocp_floor's (fraction)", "", _L),
+            ("scale_rule_qsnr_delta_db", "QSNR minus ocp_floor's (dB)", "dB", _H),
+        )
     ),
 )
 _METRICS: dict[str, Metric] = {m.name: m for m in _BUILTIN}

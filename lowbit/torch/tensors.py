@@ -28,7 +28,7 @@ from ..formats import AnyFormat, ElementFormat, ScaledFormat, TensorScale, get_f
 from ..lazy import numba_cuda
 from ..simulator import Encoded, Rounding, Target
 from ..simulator.host.blocks import device_rows_kernel, quantize_rows_device
-from ..simulator.host.inputs import check_axis, parse_target
+from ..simulator.host.inputs import check_axis, check_random_bits, check_sr_bits, parse_target
 
 
 def _check_tensor(t) -> torch.Tensor:
@@ -56,14 +56,15 @@ def _stream(cuda, device: torch.device):
     return cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
 
 
-def _element_on_device(t: torch.Tensor, fmt: ElementFormat, mode: Rounding, seed: int | None) -> torch.Tensor:
+def _element_on_device(t: torch.Tensor, fmt: ElementFormat, mode: Rounding, seed: int | None, **sr) -> torch.Tensor:
     cuda = numba_cuda()
     x = _widened(t)
     if x.dtype not in (torch.float32, torch.float64):
         x = x.double()
     x = x.contiguous()
     with torch.cuda.device(x.device), cuda.gpus[x.device.index]:
-        out = simulator.quantize(cuda.as_cuda_array(x), fmt, rounding=mode, seed=seed, stream=_stream(cuda, x.device))
+        stream = _stream(cuda, x.device)
+        out = simulator.quantize(cuda.as_cuda_array(x), fmt, rounding=mode, seed=seed, stream=stream, **sr)
         return torch.as_tensor(out, device=x.device)
 
 
@@ -118,9 +119,12 @@ def quantize(
     rounding: Rounding | str = "rne",
     seed: int | None = None,
     target: Target | str | None = None,
+    sr_bits: int | None = None,
+    random_bits=None,
 ) -> torch.Tensor:
     """`t` rounded to `fmt`, on t's device: `lowbit.quantize` on a tensor (see there for the
-    arguments). Gradients do not flow through it; `fake_quantize` is the differentiable form.
+    arguments; random_bits may be a tensor or an array). Gradients do not flow through it;
+    `fake_quantize` is the differentiable form.
     dtype: float32 and float64 as in NumPy; floats of 16 bits or fewer give float32 (module docstring).
     target: None runs a CUDA tensor on its device and a CPU tensor on the CPU; 'cuda' runs a CPU
     tensor through the CUDA kernels on a device copy (also under the CUDA simulator); 'cpu' runs a
@@ -130,15 +134,18 @@ def quantize(
     mode = parse_enum(Rounding, rounding, "rounding")
     where = parse_target(target)
     check_axis(axis, t.dim())
+    # checked here, as the host checks them, before a fused kernel (nearest rounding) could skip them
+    check_random_bits(_host(random_bits), tuple(t.shape), check_sr_bits(sr_bits, mode), seed, mode)
     on_device = t.is_cuda and where is not Target.CPU
     if on_device and isinstance(spec, ElementFormat):
-        return _element_on_device(t, spec, mode, seed)
+        return _element_on_device(t, spec, mode, seed, sr_bits=sr_bits, random_bits=_host(random_bits))
     if on_device or where is Target.CUDA:
         blocks = _blocks_on_device(t, spec, mode, axis)
         if blocks is not None:
             return blocks
     host_target = Target.CPU if t.is_cuda else where
-    values = simulator.quantize(host_view(t), spec, axis=axis, rounding=mode, seed=seed, target=host_target)
+    sr = {"sr_bits": sr_bits, "random_bits": _host(random_bits)}
+    values = simulator.quantize(host_view(t), spec, axis=axis, rounding=mode, seed=seed, target=host_target, **sr)
     return torch.from_numpy(np.asarray(values)).to(t.device)
 
 
@@ -150,12 +157,16 @@ def encode(
     rounding: Rounding | str = "rne",
     seed: int | None = None,
     nan: str = "raise",
+    sr_bits: int | None = None,
+    random_bits=None,
 ) -> Encoded:
     """`lowbit.encode` of a tensor: an Encoded whose codes and scales are tensors on t's device
-    (codes uint8 or uint16 as in NumPy, scales their integer codes)."""
+    (codes uint8 or uint16 as in NumPy, scales their integer codes, micro-exponents uint8)."""
     t = _check_tensor(t)
-    enc = simulator.encode(host_view(t), fmt, axis=axis, rounding=rounding, seed=seed, nan=nan)
-    return dataclasses.replace(enc, codes=_to(enc.codes, t.device), scales=_to(enc.scales, t.device))
+    sr = {"sr_bits": sr_bits, "random_bits": _host(random_bits)}
+    enc = simulator.encode(host_view(t), fmt, axis=axis, rounding=rounding, seed=seed, nan=nan, **sr)
+    moved = {k: _to(getattr(enc, k), t.device) for k in ("codes", "scales", "micro")}
+    return dataclasses.replace(enc, **moved)
 
 
 def decode(enc: Encoded | torch.Tensor, fmt: AnyFormat | str | None = None) -> torch.Tensor:
@@ -163,7 +174,7 @@ def decode(enc: Encoded | torch.Tensor, fmt: AnyFormat | str | None = None) -> t
     (a tensor) of an element or codebook format, `decode(codes, fmt)`."""
     if isinstance(enc, Encoded):
         device = enc.codes.device if isinstance(enc.codes, torch.Tensor) else torch.device("cpu")
-        host = dataclasses.replace(enc, codes=_host(enc.codes), scales=_host(enc.scales))
+        host = dataclasses.replace(enc, codes=_host(enc.codes), scales=_host(enc.scales), micro=_host(enc.micro))
         return torch.from_numpy(simulator.decode(host)).to(device)
     if not isinstance(enc, torch.Tensor):
         raise TypeError(f"enc must be an Encoded or a tensor of codes, got {type(enc).__name__}")

@@ -245,7 +245,7 @@ def _edge_input(kind: str) -> np.ndarray:
 def _quantize_or_skip(x, name, mode):
     try:
         return lowbit.quantize(x, name, rounding=mode, seed=1), lowbit.encode(x, name, rounding=mode, seed=1)
-    except ValueError as err:  # codebooks, grids and TWN take 'rne' only
+    except ValueError as err:  # codebooks and grids take 'rne' and 'stochastic' only, TWN 'rne' only
         assert "rounding" in str(err)
         return None, None
 

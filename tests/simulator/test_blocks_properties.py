@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import lowbit
-from lowbit.formats import CodebookFormat, DoubleQuant, GridFormat, VectorCodebookFormat, catalog
+from lowbit.formats import DoubleQuant, GridFormat, VectorCodebookFormat, catalog
 from lowbit.simulator.host.scales import dq_values
 
 SCALED = list(catalog.family("scaled"))
@@ -120,8 +120,9 @@ cuda = pytest.importorskip("numba.cuda")
 )
 def test_cuda_equals_cpu(name):
     x = data(shape=(2, 128), seed=3)
-    # Codebooks round to nearest only; the others also take stochastic element rounding.
-    modes = ("rne",) if isinstance(catalog[name].element, (CodebookFormat, GridFormat)) else ("rne", "stochastic")
+    # TWN's threshold rounds to nearest only; the others also take stochastic element rounding
+    # (codebook and grid elements round on the host, their random numbers drawn on the target).
+    modes = ("rne",) if catalog[name].rule.value == "twn" else ("rne", "stochastic")
     for mode in modes:
         cpu = lowbit.quantize(x, name, rounding=mode, seed=5, target="cpu")
         gpu = lowbit.quantize(x, name, rounding=mode, seed=5, target="cuda")
@@ -146,10 +147,25 @@ def test_bad_block_arguments_name_themselves():
     assert lowbit.bits_per_element("int8_per_channel", block_elems=4096) == 8 + 32 / 4096
 
 
-@pytest.mark.parametrize("name", ["nf4", "paretoq_2bit", "twn", "higgs_p2_n16"])
+@pytest.mark.parametrize("name", ["twn", "higgs_p2_n16"])
 def test_nearest_only_formats_refuse_other_rounding_by_name(name):
-    with pytest.raises(ValueError, match="rounding.*'stochastic'"):
+    # TWN's threshold and a vector codebook's nearest point have no stochastic form
+    with pytest.raises(ValueError, match="rounding.*(twn|vector codebooks).*'stochastic'"):
         lowbit.quantize(np.ones(64, F32), name, rounding="stochastic")
+
+
+@pytest.mark.parametrize("name", ["nf4", "paretoq_2bit", "nf4_codebook", "paretoq_ternary"])
+def test_codebook_and_grid_elements_round_stochastically(name):
+    # a value between two neighbours lands on one of them, on both over 64 random numbers; the block's
+    # absmax lands where nearest rounding puts it (a table end: a table value stays, one past it clamps)
+    x = np.tile(np.array([1.0, 0.3], F32), 64)
+    bits = np.arange(128) % 64
+    y = lowbit.quantize(x, name, rounding="stochastic", sr_bits=6, random_bits=bits)
+    nearest = lowbit.quantize(x, name)
+    assert np.all(y[0::2] == nearest[0::2])
+    table = catalog[name].table if not hasattr(catalog[name], "element") else catalog[name].element.table
+    scale = y[0] / table.max()
+    assert len(set(y[1::2].tolist())) == 2 and set((y[1::2] / scale).tolist()) <= set(table.tolist())
 
 
 @pytest.mark.parametrize("name", ["mxfp4", "nvfp4", "nf4", "bitnet_b158", "nf4_codebook", "higgs_p2_n16"])

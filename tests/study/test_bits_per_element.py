@@ -34,6 +34,9 @@ BY_HAND = {
 def library(name: str) -> float:
     fmt = catalog[name]
     per_scale = isinstance(fmt, ScaledFormat) and not fmt.block  # per channel or per tensor
+    if isinstance(fmt, ScaledFormat) and fmt.block_rows > 1:
+        # 16 x 16 tiles on one row: each tile holds 16 elements and stores a whole scale
+        return fmt.element.bits + fmt.scale_bits / fmt.block
     return lowbit.bits_per_element(name, block_elems=K if per_scale else None)
 
 
@@ -45,6 +48,16 @@ def test_table_designer_and_library_agree(name):
     assert table == designer == library(name)
     if name in BY_HAND:
         assert table == pytest.approx(BY_HAND[name], abs=1e-12)
+
+
+def test_tiles_count_one_scale_per_tile():
+    # 16 rows x 256: sixteen 16 x 16 tiles, each 256 FP4 elements and one 8-bit E4M3 scale
+    shape = (16, K)
+    spec = FormatSpec(format="nvfp4_2d")
+    table = spec_columns(spec, spec.spec(), shape)["bits_per_element"]
+    designer = views.design_cost(views.design_format("nvfp4_2d", 0, None, None), "bits_per_element", shape, Cost())
+    assert table == designer == lowbit.bits_per_element("nvfp4_2d") == pytest.approx(4 + 8 / 256, abs=1e-12)
+    assert lowbit.bits_per_element("nvfp4_2d") == 4 + 8 / 256
 
 
 def test_every_hand_value_names_a_catalog_format():

@@ -21,6 +21,7 @@ EXPECTED = {
     "higgs_grids": ["mse", "bits_per_element"],
     "minilm_formats": ["fidelity", "retrieval_agreement", "bits_per_element", "area_um2"],
     "torch_mlp": ["fidelity", "retrieval_agreement", "task_metric", "bits_per_element", "area_um2"],
+    "scale_rules": ["scale_code_mismatch", "scale_rule_qsnr_delta_db", "saturated_fraction", "flushed_fraction"],
     "engines": ["engine_area_um2_hopper_wgmma_m64n8k32_f32_e4m3_e4m3", "fraction_bits_cdna3_mfma_f32_16x16x32_fp8_fp8"],
 }
 NEEDS_TORCH = {"torch_mlp"}

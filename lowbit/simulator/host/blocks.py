@@ -16,7 +16,7 @@ never gives Inf or NaN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,8 +32,11 @@ from ...formats import (
 from ..kernels.dispatch import Out, Target, device_array, launch_on_device, run, to_device
 from ..kernels.params import NanPolicy, fast_params
 from ..kernels.rounding import Rounding
+from . import micro as micro_exponents
 from . import scales as rules
-from .elements import encode_values, round_values, saturating
+from .elements import draw_bits, encode_values, round_values, saturating
+from .inputs import MAX_SR_BITS
+from .stochastic import table_codes
 
 F32 = np.float32
 
@@ -46,6 +49,9 @@ class Layout:
     axis: int  # normalised block axis (ignored for per-tensor formats)
     block: int  # elements per block after resolving None (axis length) and 0 (whole tensor)
     per_tensor: bool
+    # 2-D tiles: rows of the axis before the block axis (in the moved shape) per block; a row of
+    # `to_rows` is then a tile flattened in C order (tile_rows x block elements)
+    tile_rows: int = 1
 
     @property
     def moved_shape(self) -> tuple[int, ...]:
@@ -59,7 +65,10 @@ class Layout:
     def blocks_shape(self) -> tuple[int, ...]:
         """Shape of the per-block scale arrays: the moved shape with its last axis counted in blocks."""
         m = self.moved_shape
-        return (*m[:-1], -(-m[-1] // self.block) if m[-1] else 0)
+        last = -(-m[-1] // self.block) if m[-1] else 0
+        if self.tile_rows > 1:  # tiles: the axis before the block axis counted in tiles too
+            return (*m[:-2], -(-m[-2] // self.tile_rows), last)
+        return (*m[:-1], last)
 
     def to_rows(self, x: np.ndarray) -> np.ndarray:
         m = x.reshape(-1) if self.per_tensor else np.moveaxis(x, self.axis, -1)
@@ -67,7 +76,20 @@ class Layout:
         pad = (-n) % self.block
         if pad:
             m = np.concatenate([m, np.zeros((*m.shape[:-1], pad), dtype=m.dtype)], axis=-1)
+        if self.tile_rows > 1:
+            return self._tiles(m)
         return np.ascontiguousarray(m).reshape(-1, self.block)
+
+    def _tiles(self, m: np.ndarray) -> np.ndarray:
+        """(tiles, tile_rows * block) of the moved, block-padded array m: rows zero-padded to a
+        multiple of tile_rows, then each tile flattened row by row."""
+        r, t, b = m.shape[-2], self.tile_rows, self.block
+        pad = (-r) % t
+        if pad:
+            m = np.concatenate([m, np.zeros((*m.shape[:-2], pad, m.shape[-1]), dtype=m.dtype)], axis=-2)
+        lead = m.shape[:-2]
+        tiled = m.reshape(*lead, (r + pad) // t, t, m.shape[-1] // b, b)
+        return np.ascontiguousarray(np.swapaxes(tiled, -3, -2)).reshape(-1, t * b)
 
     @property
     def rows_are_input(self) -> bool:
@@ -76,16 +98,26 @@ class Layout:
         if self.per_tensor:
             return True
         n = self.shape[self.axis] if self.shape else 0
-        return self.axis == len(self.shape) - 1 and n % self.block == 0
+        return self.axis == len(self.shape) - 1 and n % self.block == 0 and self.tile_rows == 1
 
     def from_rows(self, rows: np.ndarray) -> np.ndarray:
         if int(np.prod(self.shape)) == 0:
             return np.zeros(self.shape, dtype=rows.dtype)
         m = self.moved_shape
+        if self.tile_rows > 1:
+            rows = self._untile(rows)
         padded = rows.reshape(*m[:-1], -1)[..., : m[-1]]
         if self.per_tensor:
             return padded.reshape(self.shape)
         return np.moveaxis(padded, -1, self.axis)
+
+    def _untile(self, rows: np.ndarray) -> np.ndarray:
+        """The inverse of `_tiles`: the moved array (block-padded along its last axis), its
+        tile-row padding removed."""
+        m, t, b = self.moved_shape, self.tile_rows, self.block
+        lead, (nt, nb) = m[:-2], self.blocks_shape[-2:]
+        tiled = rows.reshape(*lead, nt, nb, t, b)
+        return np.swapaxes(tiled, -3, -2).reshape(*lead, nt * t, nb * b)[..., : m[-2], :]
 
 
 def layout(shape: tuple[int, ...], fmt: ScaledFormat, axis: int | None) -> Layout:
@@ -102,7 +134,23 @@ def layout(shape: tuple[int, ...], fmt: ScaledFormat, axis: int | None) -> Layou
         # A block longer than the axis holds the whole axis, its scale computed on the elements
         # present: the rows are the axis's length, never the block's (a block of 10^8 on 4 values).
         block = min(block, max(length, 1))
-    return Layout(tuple(shape), int(ax) if not per_tensor else 0, int(block), per_tensor)
+    tile = _tile_rows(shape, fmt, ax)
+    return Layout(tuple(shape), int(ax) if not per_tensor else 0, int(block), per_tensor, tile)
+
+
+def _tile_rows(shape: tuple[int, ...], fmt, axis: int) -> int:
+    """Rows per 2-D tile: the format's block_rows, cut to the rows there are (as a block is cut to
+    its axis); 1 for 1-D blocks. Tiles need the axis before the block axis: 2 dimensions or more."""
+    rows = getattr(fmt, "block_rows", 1)
+    if rows == 1:
+        return 1
+    if len(shape) < 2:
+        raise ValueError(
+            f"format {fmt.name or fmt.describe()!r} scales {rows} x {fmt.block} tiles: x needs at least 2 "
+            f"dimensions (the block axis and the axis before it), got shape {tuple(shape)}"
+        )
+    moved = [n for i, n in enumerate(shape) if i != axis]
+    return int(min(rows, max(moved[-1], 1)))
 
 
 @dataclass(frozen=True)
@@ -116,16 +164,22 @@ class Blocks:
     tensor_scale: F32 | None
     # double quantization: (scale codes, absmax per group of scales, offset)
     scale_state: tuple | None = None
+    # shared micro-exponents: the shift of each sub-block (blocks, sub-blocks), uint8
+    micro: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class ElementRounding:
     """How elements are rounded: the mode, the stochastic seed, and the target of the element
-    kernels (scales are computed on the host for every target)."""
+    kernels (scales are computed on the host for every target). Stochastic rounding takes sr_bits
+    random bits per element (0: 62, the rule without sr_bits); random_bits, where given, holds
+    each element's random number in the order of the values rounded (the rows, for block formats)."""
 
     mode: Rounding = Rounding.RNE
     seed: int = 0
     target: Target = Target.CPU
+    sr_bits: int = 0
+    random_bits: np.ndarray | None = field(default=None, compare=False)
 
 
 def round_elements(
@@ -134,25 +188,35 @@ def round_elements(
     """(values, codes or None) of v rounded to the element format (float32 rows)."""
     mode, seed, target = rnd.mode, rnd.seed, rnd.target
     e = fmt.element if isinstance(fmt, ScaledFormat) else fmt
+    if isinstance(e, (GridFormat, CodebookFormat)) and mode is not Rounding.RNE:
+        return _table_stochastic(v, e, rnd, want_codes)
     if isinstance(e, GridFormat):
-        if mode is not Rounding.RNE:
-            raise ValueError(f"rounding: grid formats round half to even only ('rne'), got {mode.name.lower()!r}")
         k = e.round(v)
         return e.table[k], (k.astype(e.code_dtype) if want_codes else None)
     if isinstance(e, CodebookFormat):
-        if mode is not Rounding.RNE:
-            raise ValueError(
-                f"rounding: codebook formats round to the nearest value only ('rne'), got {mode.name.lower()!r}"
-            )
         idx = np.searchsorted(e.midpoints, v, side="left")
         if e.zero_midpoint is not None:
             idx = np.where((v == 0) & ~np.signbit(v), e.zero_midpoint + 1, idx)
         idx = np.minimum(idx, e.n_codes - 1)
         return e.table[idx], (idx.astype(e.code_dtype) if want_codes else None)
     el = saturating(e)
-    vals = round_values(v, el, mode, seed, target).astype(np.float32)
-    codes = encode_values(v, el, mode, seed, NanPolicy.ZERO, target) if want_codes else None
+    sr, bits = rnd.sr_bits, rnd.random_bits
+    vals = round_values(v, el, mode, seed, target, sr, bits).astype(np.float32)
+    codes = encode_values(v, el, mode, seed, NanPolicy.ZERO, target, sr, bits) if want_codes else None
     return vals, codes
+
+
+def _table_stochastic(v: np.ndarray, e: CodebookFormat | GridFormat, rnd: ElementRounding, want_codes: bool):
+    """(values, codes or None) of codebook or grid elements under stochastic rounding (the rule in
+    `stochastic`): sr_bits random bits each (62 without sr_bits), given or drawn from the seed."""
+    if rnd.mode is not Rounding.STOCHASTIC:
+        raise ValueError(
+            f"rounding: codebook and grid elements take 'rne' (nearest) or 'stochastic', got {rnd.mode.name.lower()!r}"
+        )
+    r = rnd.sr_bits or MAX_SR_BITS
+    bits = rnd.random_bits if rnd.random_bits is not None else draw_bits(rnd.seed, r, v.size, rnd.target)
+    k = table_codes(v, e.table, r, np.reshape(bits, np.shape(v)))
+    return e.table[k], (k.astype(e.code_dtype) if want_codes else None)
 
 
 _RULE_CODES = {ScaleRule.OCP_FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2, ScaleRule.RCEIL: 3}
@@ -160,8 +224,8 @@ _RULE_CODES = {ScaleRule.OCP_FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2, Sca
 
 def _mx_args(fmt: ScaledFormat, mode: Rounding) -> tuple | None:
     """The fused power-of-two kernel's format arguments, or None where it does not apply (other
-    modes, elements outside the vectorised path)."""
-    if not fmt.rule.power_of_two or mode is not Rounding.RNE:
+    modes, elements outside the vectorised path, micro-exponents: the kernel has no sub-block shift)."""
+    if not fmt.rule.power_of_two or mode is not Rounding.RNE or fmt.micro is not None:
         return None
     f = fast_params(saturating(fmt.element), False)
     if f is None:
@@ -213,6 +277,10 @@ def _element_kind(fmt: ScaledFormat):
 
 
 def _absmax_applies(fmt: ScaledFormat, mode: Rounding) -> bool:
+    """Whether the fused absmax kernel computes `fmt` exactly: symmetric, nearest rounding, and a
+    scale format on the kernel's fast path (an unsigned scale such as UE5M3 is not: it declines).
+    The caller checks the rule (absmax only, so the search rules decline); a 2-D tile is one
+    row of the rows, which the kernel scales like any other."""
     if fmt.asymmetric or mode is not Rounding.RNE or isinstance(fmt.scale, DoubleQuant):
         return False
     fs = np.zeros(16, np.float32) if fmt.scale is None else fast_params(saturating(fmt.scale), False)
@@ -266,8 +334,9 @@ def fused_absmax(
 def device_rows_kernel(fmt: ScaledFormat, mode: Rounding, tensor_amax: float | None) -> tuple[str, tuple] | None:
     """(kernel, format arguments) of the fused kernel that quantizes rows of `fmt` (one block a
     row) in one pass on a device, or None where no fused kernel applies (then the host pipeline
-    runs). `tensor_amax` is the tensor's largest finite |x|, for NVFP4's two levels."""
-    if fmt.block == 0:
+    runs). `tensor_amax` is the tensor's largest finite |x|, for NVFP4's two levels. 2-D tiles
+    decline: the device rows are 1-D blocks of the block axis."""
+    if fmt.block == 0 or fmt.block_rows > 1:
         return None
     mx = _mx_args(fmt, mode)
     if mx is not None:
@@ -381,8 +450,11 @@ def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, wa
     rule = fmt.rule
     if fmt.tensor_scale is TensorScale.NVFP4:
         s_enc = rules.nvfp4_tensor_scale(rows, fmt)
-        dec, enc = rules.nvfp4_block_scales(amax, s_enc, fmt)
         tensor_scale = F32(F32(1) / s_enc)
+        if rule is ScaleRule.MSE:
+            dec, enc = _nvfp4_search(rows, amax, s_enc, fmt, rnd)
+        else:
+            dec, enc = rules.nvfp4_block_scales(amax, s_enc, fmt)
         blocks = _apply(rows, enc[:, None], dec, fmt, rnd, want_codes, post=tensor_scale)
     elif rule.power_of_two:
         e = rules.pow2_exponent(amax, fmt)
@@ -390,7 +462,10 @@ def _quantize_rows(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, wa
         enc = np.ldexp(F32(1), -e).astype(np.float32)
         step = F32(fmt.element_step)
         v = (rows * enc[:, None]) * (F32(1) / step)
-        blocks = _finish(v, dec, fmt, rnd, want_codes, step=step)
+        if fmt.micro is not None:
+            blocks = _finish_micro(v, rows, e, dec, fmt, rnd, want_codes)
+        else:
+            blocks = _finish(v, dec, fmt, rnd, want_codes, step=step)
     elif rule is ScaleRule.TWN:
         if rnd.mode is not Rounding.RNE:
             raise ValueError(f"rounding: rule 'twn' uses its threshold only ('rne'), got {rnd.mode.name.lower()!r}")
@@ -452,14 +527,10 @@ def _symmetric_scale(rows, amax, fmt: ScaledFormat, rnd: ElementRounding) -> np.
     return s
 
 
-# Shrink factors the MSE rule tries: 1.00, 0.99, ..., 0.50 of the absmax scale.
-MSE_FACTORS = tuple(1 - k / 100 for k in range(51))
-
-
 def _mse_search(rows, amax, s_absmax, fmt: ScaledFormat, rnd: ElementRounding) -> np.ndarray:
     """Per block, the shrunk absmax scale with the least squared error (the largest factor wins ties)."""
     best_s, best_err = s_absmax, None
-    for f in MSE_FACTORS:
+    for f in fmt.search_factors:
         s = rules.round_to_scale_format((amax * F32(f)) / F32(fmt.element_max), fmt)
         vals, _ = round_elements(_scaled(rows, s[:, None], fmt), fmt, rnd, False)
         err = np.sum((vals * s[:, None] - rows).astype(np.float64) ** 2, axis=1)
@@ -469,6 +540,40 @@ def _mse_search(rows, amax, s_absmax, fmt: ScaledFormat, rnd: ElementRounding) -
             better = err < best_err
             best_s, best_err = np.where(better, s, best_s), np.where(better, err, best_err)
     return best_s.astype(np.float32)
+
+
+def _nvfp4_search(rows, amax, s_enc: F32, fmt: ScaledFormat, rnd: ElementRounding) -> tuple[np.ndarray, np.ndarray]:
+    """(dec_b, enc_b) of the MSE rule under the NVFP4 tensor scale: each candidate factor f gives
+    dec_b = scale((amax_b * (S_enc * (1/max))) * f); the block keeps the candidate whose values
+    ((q * dec_b) * (1/S_enc), float32) have the least sum of squared errors against x (float64
+    sum of the float32 differences squared); the first candidate wins ties."""
+    post = F32(F32(1) / s_enc)
+    best_dec, best_enc, best_err = None, None, None
+    for f in fmt.search_factors:
+        dec, enc = rules.nvfp4_block_scales(amax, s_enc, fmt, f)
+        if best_dec is None:
+            best_dec, best_enc, prev = dec.copy(), enc.copy(), dec
+            best_err = _block_errors(rows, dec, enc, post, fmt, rnd)
+            continue
+        # A block whose candidate scale repeats the previous one repeats its error, which cannot win
+        # (ties keep the first); with random numbers per position, every block is rounded again.
+        todo = np.arange(rows.shape[0]) if rnd.mode is Rounding.STOCHASTIC else np.nonzero(dec != prev)[0]
+        prev = dec
+        if todo.size == 0:
+            continue
+        whole = todo.size == rows.shape[0]  # no copy of the rows when every block is to be tried
+        part = (rows, dec, enc) if whole else (rows[todo], dec[todo], enc[todo])
+        err = _block_errors(*part, post, fmt, rnd)
+        better = err < best_err[todo]
+        win = todo[better]
+        best_dec[win], best_enc[win], best_err[win] = dec[win], enc[win], err[better]
+    return best_dec.astype(np.float32), best_enc.astype(np.float32)
+
+
+def _block_errors(rows, dec, enc, post: F32, fmt: ScaledFormat, rnd: ElementRounding) -> np.ndarray:
+    """Each block's sum of squared errors (float64 over the float32 differences) under (dec, enc)."""
+    values = _apply(rows, enc[:, None], dec, fmt, rnd, False, post=post).values
+    return np.sum((values - rows).astype(np.float64) ** 2, axis=1)
 
 
 def _scaled(rows: np.ndarray, s: np.ndarray, fmt: ScaledFormat) -> np.ndarray:
@@ -495,6 +600,19 @@ def _finish(v, dec, fmt, rnd, want_codes, step) -> Blocks:
     return Blocks((vals * step) * dec[:, None], codes, dec[:, None], None)
 
 
+def _finish_micro(v, rows, e, dec, fmt, rnd, want_codes) -> Blocks:
+    """Elements under shared micro-exponents: v (x / (2^E step)) times 2^d of its sub-block, rounded
+    to the element; values (element * step) * 2^-d * 2^E. Every factor is a power of two, so only
+    the rounding to the element and a value's overflow past float32 are inexact."""
+    d = micro_exponents.shifts(rows, e, fmt)
+    width = rows.shape[1]
+    up = micro_exponents.factors(d, fmt.micro, width, up=True)
+    vals, codes = round_elements((v * up).astype(np.float32), fmt, rnd, want_codes)
+    down = micro_exponents.factors(d, fmt.micro, width, up=False)
+    values = ((vals * F32(fmt.element_step)) * down) * dec[:, None]
+    return Blocks(values, codes, dec[:, None], None, micro=d)
+
+
 def _poison(b: Blocks, bad: np.ndarray, fmt: ScaledFormat) -> Blocks:
     """Blocks holding NaN or Inf become NaN: NaN values and scales, element code 0. Double-quantized
     scales have no NaN code, so there the codes are the element's zero (encode refuses such blocks
@@ -508,7 +626,7 @@ def _poison(b: Blocks, bad: np.ndarray, fmt: ScaledFormat) -> Blocks:
     codes = None if b.codes is None else b.codes.copy()
     if codes is not None:
         codes[bad] = zero_code(fmt) if isinstance(fmt.scale, DoubleQuant) else 0
-    return Blocks(values, codes, scales, b.tensor_scale, b.scale_state)
+    return Blocks(values, codes, scales, b.tensor_scale, b.scale_state, b.micro)
 
 
 def zero_code(fmt: ScaledFormat) -> int:
@@ -517,10 +635,15 @@ def zero_code(fmt: ScaledFormat) -> int:
     return int(np.argmin(np.where(np.isnan(table), np.inf, np.abs(table))))
 
 
-def dequantize_rows(codes: np.ndarray, scales: np.ndarray, tensor_scale, fmt: ScaledFormat) -> np.ndarray:
-    """Values of element codes and scale values: the exact inverse of `quantize_rows`."""
+def dequantize_rows(
+    codes: np.ndarray, scales: np.ndarray, tensor_scale, fmt: ScaledFormat, micro: np.ndarray | None = None
+) -> np.ndarray:
+    """Values of element codes and scale values (and, for micro-exponent formats, the sub-block
+    shifts `micro`, (blocks, sub-blocks)): the exact inverse of `quantize_rows`."""
     e = fmt.element
     vals = e.code_values.astype(np.float32)[codes.astype(np.int64)]
+    if fmt.micro is not None:
+        vals = vals * micro_exponents.factors(micro, fmt.micro, vals.shape[1], up=False)
     with np.errstate(invalid="ignore", over="ignore"):
         if fmt.tensor_scale is TensorScale.NVFP4:
             out = (vals * scales[:, :1]) * F32(tensor_scale)

@@ -6,7 +6,7 @@ element formats round through `elements`, block-scaled and codebook formats thro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,9 +25,20 @@ from ..kernels.jit import threads_for
 from ..kernels.params import NanPolicy
 from ..kernels.rounding import Rounding
 from .blocks import ElementRounding, dequantize_rows, layout, quantize_rows, round_elements
-from .elements import check_codes, decode_values, encode_values, quantize_device, quantize_flat
+from .elements import check_codes, decode_values, draw_bits, encode_values, quantize_device, quantize_flat
 from .encoded import Encoded, check_encoded
-from .inputs import check_axis, check_seed, float32_host, host_float_array, host_target, is_device_array, resolve_target
+from .inputs import (
+    check_axis,
+    check_random_bits,
+    check_seed,
+    check_sr_bits,
+    float32_host,
+    host_float_array,
+    host_target,
+    is_device_array,
+    resolve_target,
+)
+from .micro import sub_blocks
 from .scales import dq_values, scale_codes, scale_values
 
 
@@ -37,21 +48,26 @@ class _Prepared:
     mode: Rounding
     seed: int
     target: Target
+    sr_bits: int = 0  # 0: the 62-bit rule without sr_bits
+    random_bits: np.ndarray | None = field(default=None, compare=False)  # x's shape, int64
 
 
-def _prepare(x, fmt, axis, rounding, seed, target) -> _Prepared:
+def _prepare(x, fmt, axis, rounding, seed, target, sr_bits=None, random_bits=None) -> _Prepared:
     spec = get_format(fmt)
     mode = parse_enum(Rounding, rounding, "rounding")
     t = resolve_target(x, target)
     if not is_device_array(x):
         check_axis(axis, np.ndim(x) if isinstance(x, np.ndarray) else 0)
-    return _Prepared(spec, mode, check_seed(seed, mode), t)
+    sr = check_sr_bits(sr_bits, mode)
+    bits = check_random_bits(random_bits, x.shape if hasattr(x, "shape") else np.shape(x), sr, seed, mode)
+    return _Prepared(spec, mode, check_seed(seed, mode), t, sr, bits)
 
 
 def _run_quantize(arr: np.ndarray, prep: _Prepared, sink: np.ndarray | None = None) -> np.ndarray:
     flat = np.ascontiguousarray(arr).reshape(-1)
     out = np.empty_like(flat) if sink is None else sink.reshape(-1)
-    return quantize_flat(flat, prep.fmt, prep.mode, prep.seed, prep.target, out).reshape(arr.shape)
+    args = (prep.seed, prep.target, out, prep.sr_bits, prep.random_bits)
+    return quantize_flat(flat, prep.fmt, prep.mode, *args).reshape(arr.shape)
 
 
 def quantize(
@@ -64,6 +80,8 @@ def quantize(
     target=None,
     out: np.ndarray | None = None,
     stream=0,
+    sr_bits: int | None = None,
+    random_bits=None,
 ):
     """Fake-quantize: round every element of `x` to `fmt` and return the values.
 
@@ -75,6 +93,18 @@ def quantize(
     axis:     the block axis; element formats have no blocks and ignore it.
     rounding: 'rne' (default), 'rtz', 'rna', 'rup', 'rdown' or 'stochastic'.
     seed:     seed of stochastic rounding; the same seed gives the same result on every target.
+    sr_bits:  random bits per element of stochastic rounding, 1 to 62: the remainder below the
+              rounding point is cut to its top sr_bits bits, t = floor(rem * 2^r / 2^s) (2^s the
+              gap between the two neighbours), and the magnitude rounds up (away from zero) iff
+              the element's r-bit random number R < t. Element i of x (C order) draws
+              R = random62(seed, i) >> (62 - r), also in block formats, whatever the axis.
+              None (default): 62 random bits as before sr_bits existed (for block formats drawn
+              in the order of the blocks' rows). Codebook and grid elements take the rule with
+              the gap between neighbouring table values as the step (host.stochastic).
+    random_bits: the random numbers themselves instead of a seed (then seed must be None and
+              sr_bits given): an integer array of x's shape with values in [0, 2^sr_bits); the
+              element at index i of x rounds with random_bits[i], also in block formats (their
+              elements move into blocks along `axis` and are padded; each keeps its number).
     target:   'cpu', 'cuda' or None (CUDA for device arrays, else CPU).
     out:      a NumPy array of the result's shape and dtype to write into, and return (host
               input only). Reusing one saves allocating, and first touching, a new array per
@@ -85,7 +115,8 @@ def quantize(
     NaN stays NaN, also for formats without a NaN code (ml_dtypes returns a number there).
     """
     with threads_for(_size(x)):
-        return _quantize(x, fmt, axis, rounding, seed, target, out, stream)
+        prep = _prepare(x, fmt, axis, rounding, seed, target, sr_bits, random_bits)
+        return _quantize(x, prep, axis, out, stream)
 
 
 def _size(x) -> int:
@@ -94,13 +125,12 @@ def _size(x) -> int:
     return size if isinstance(size, (int, np.integer)) else 0
 
 
-def _quantize(x, fmt, axis, rounding, seed, target, out, stream):
-    prep = _prepare(x, fmt, axis, rounding, seed, target)
+def _quantize(x, prep: _Prepared, axis, out, stream):
     blocked = isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat))
     if is_device_array(x) and not blocked:
         if out is not None:
             raise TypeError("out: device input returns a new device array; out is for host arrays")
-        return quantize_device(x, prep.fmt, prep.mode, prep.seed, stream)
+        return quantize_device(x, prep.fmt, prep.mode, prep.seed, stream, prep.sr_bits, prep.random_bits)
     arr = float32_host(x) if blocked else host_float_array(x)
     sink = _sink(out, arr)
     result = _quantize_blocked(arr, prep, axis, sink) if blocked else _run_quantize(arr, prep, sink)
@@ -139,8 +169,10 @@ def encode(
     seed: int | None = None,
     nan: NanPolicy | str = "raise",
     target=None,
+    sr_bits: int | None = None,
+    random_bits=None,
 ) -> Encoded:
-    """Encode `x` to codes of `fmt` (same rounding as `quantize`).
+    """Encode `x` to codes of `fmt` (same rounding as `quantize`, sr_bits and random_bits included).
 
     nan: for a format without a NaN code, NaN input raises ValueError ('raise', default) or is
          encoded as code 0 ('zero'). Formats with NaN encode it as their quiet NaN with the
@@ -148,11 +180,10 @@ def encode(
          double-quantized one (nf4_dq) has none, so 'zero' encodes that block as zeros.
     """
     with threads_for(_size(x)):
-        return _encode(x, fmt, axis, rounding, seed, nan, target)
+        return _encode(x, _prepare(x, fmt, axis, rounding, seed, target, sr_bits, random_bits), axis, nan)
 
 
-def _encode(x, fmt, axis, rounding, seed, nan, target) -> Encoded:
-    prep = _prepare(x, fmt, axis, rounding, seed, target)
+def _encode(x, prep: _Prepared, axis, nan) -> Encoded:
     policy = parse_enum(NanPolicy, nan, "nan")
     if isinstance(prep.fmt, (ScaledFormat, CodebookFormat, GridFormat, VectorCodebookFormat)):
         return _encode_blocked(x, prep, axis, policy)
@@ -165,7 +196,7 @@ def _encode(x, fmt, axis, rounding, seed, nan, target) -> Encoded:
             f"x contains NaN and format {spec.name or spec!r} has no NaN code; pass nan='zero' to "
             "encode NaN as zero, or use quantize, which keeps NaN"
         )
-    codes = encode_values(arr, spec, prep.mode, prep.seed, policy, prep.target)
+    codes = encode_values(arr, spec, prep.mode, prep.seed, policy, prep.target, prep.sr_bits, prep.random_bits)
     return Encoded(codes=codes, format=spec, shape=tuple(arr.shape))
 
 
@@ -219,8 +250,16 @@ def bits_per_element(fmt, block_elems: int | None = None) -> float:
 # ----- block-scaled and codebook formats -----------------------------------------------------
 
 
-def _rounder(prep: _Prepared):
-    return ElementRounding(prep.mode, prep.seed, prep.target)
+def _rounder(prep: _Prepared, shape: tuple[int, ...], lay=None) -> ElementRounding:
+    """The element rounding of a block or codebook format. With sr_bits, each element's random
+    number is that of its index in x (C order: given, or drawn from the seed), moved into the
+    blocks' rows by `lay` (padding gets 0); without sr_bits the kernels draw in row order."""
+    bits = prep.random_bits
+    if bits is None and prep.sr_bits and prep.mode is Rounding.STOCHASTIC:
+        bits = draw_bits(prep.seed, prep.sr_bits, int(np.prod(shape)), prep.target).reshape(shape)
+    if bits is not None and lay is not None:
+        bits = lay.to_rows(bits)
+    return ElementRounding(prep.mode, prep.seed, prep.target, prep.sr_bits, bits)
 
 
 def _nearest_only(prep: _Prepared) -> None:
@@ -239,13 +278,14 @@ def _quantize_blocked(arr: np.ndarray, prep: _Prepared, axis, sink: np.ndarray |
         values[np.isnan(rows).any(axis=1)] = np.nan
         return lay.from_rows(values)
     if isinstance(prep.fmt, (CodebookFormat, GridFormat)):
-        values = round_elements(arr, prep.fmt, _rounder(prep), False)[0].reshape(arr.shape)
+        values = round_elements(arr, prep.fmt, _rounder(prep, arr.shape), False)[0].reshape(arr.shape)
         return np.where(np.isnan(arr), np.float32(np.nan), values).astype(np.float32)  # NaN stays NaN
     lay = layout(arr.shape, prep.fmt, axis)
     rows = lay.to_rows(arr)
     direct = sink is not None and lay.rows_are_input
     out_rows = sink.reshape(rows.shape) if direct else None
-    return lay.from_rows(quantize_rows(rows, prep.fmt, _rounder(prep), False, out_rows).values)
+    rnd = _rounder(prep, arr.shape, lay)
+    return lay.from_rows(quantize_rows(rows, prep.fmt, rnd, False, out_rows).values)
 
 
 def _codebook_values(codes: np.ndarray, spec: CodebookFormat | GridFormat) -> np.ndarray:
@@ -266,7 +306,7 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
     if isinstance(spec, (CodebookFormat, GridFormat)):
         if policy is NanPolicy.RAISE and np.isnan(arr).any():
             raise ValueError(f"x contains NaN and codebook {spec.name or 'format'!r} has no NaN code; pass nan='zero'")
-        codes = round_elements(np.nan_to_num(arr, nan=0.0), spec, _rounder(prep), True)[1]
+        codes = round_elements(np.nan_to_num(arr, nan=0.0), spec, _rounder(prep, arr.shape), True)[1]
         return Encoded(codes=codes.reshape(arr.shape), format=spec, shape=tuple(arr.shape))
     if not spec.has_nan and policy is NanPolicy.RAISE and not np.isfinite(arr).all():
         raise ValueError(
@@ -274,7 +314,7 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
             "no NaN scale (double-quantized scales are all numbers); pass nan='zero' to encode such blocks as zeros"
         )
     lay = layout(arr.shape, spec, axis)
-    b = quantize_rows(lay.to_rows(arr), spec, _rounder(prep), True)
+    b = quantize_rows(lay.to_rows(arr), spec, _rounder(prep, arr.shape, lay), True)
     meta = {"axis": lay.axis}
     if b.scale_state is not None:
         dq_codes, meta["dq_absmax"], meta["dq_offset"] = b.scale_state
@@ -290,6 +330,7 @@ def _encode_blocked(x, prep: _Prepared, axis, policy: NanPolicy) -> Encoded:
         scales=scales,
         tensor_scale=None if b.tensor_scale is None else float(b.tensor_scale),
         meta=meta,
+        micro=None if b.micro is None else b.micro.reshape(*lay.blocks_shape, sub_blocks(spec)),
     )
 
 
@@ -307,5 +348,6 @@ def _decode_blocked(enc: Encoded) -> np.ndarray:
         scales = dq_values(codes, absmax, np.float32(enc.meta["dq_offset"]), spec.scale).reshape(-1, 1)
     else:
         scales = scale_values(np.asarray(enc.scales), spec).reshape(-1, spec.scales_per_block)
-    rows = dequantize_rows(lay.to_rows(np.asarray(enc.codes)), scales, enc.tensor_scale, spec)
+    micro = None if enc.micro is None else np.asarray(enc.micro).reshape(scales.shape[0], sub_blocks(spec))
+    rows = dequantize_rows(lay.to_rows(np.asarray(enc.codes)), scales, enc.tensor_scale, spec, micro)
     return lay.from_rows(rows)

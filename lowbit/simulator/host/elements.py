@@ -21,8 +21,9 @@ ElementLike = FloatFormat | IntFormat
 @functools.cache
 def saturating(e: ElementLike) -> ElementLike:
     """e with saturating overflow. Block formats saturate their elements and scales: the scale
-    was chosen so that the block fits, and a finite block never gets an infinite scale."""
-    if isinstance(e, FloatFormat) and e.overflow is not Overflow.SATURATE:
+    was chosen so that the block fits, and a finite block never gets an infinite scale.
+    SATURATE_FINITE already saturates (Inf input included): e is kept as it is."""
+    if isinstance(e, FloatFormat) and e.overflow not in (Overflow.SATURATE, Overflow.SATURATE_FINITE):
         return dataclasses.replace(e, overflow=Overflow.SATURATE, name=None)
     return e
 
@@ -41,10 +42,38 @@ def _fast(flat: np.ndarray, fmt: ElementLike, mode: Rounding, for_encode: bool) 
     return fast_params(fmt, for_encode)
 
 
+_NO_BITS = np.zeros(0, np.int64)
+
+
+def random_args(sr_bits: int, random_bits: np.ndarray | None) -> tuple[int, np.ndarray]:
+    """The kernels' (sr, rbits): sr random bits per element (0: the 62-bit rule without sr_bits)
+    and the explicit random numbers flattened in C order (empty: drawn from the seed)."""
+    if random_bits is None:
+        return sr_bits, _NO_BITS
+    return sr_bits, np.ascontiguousarray(random_bits, dtype=np.int64).reshape(-1)
+
+
+def draw_bits(seed: int, sr_bits: int, size: int, target: Target = Target.CPU) -> np.ndarray:
+    """The sr_bits-bit random numbers that elements 0 .. size - 1 draw from `seed` (int64)."""
+    out = np.empty(size, np.int64)
+    if size:
+        run("draw", target, size, seed, sr_bits, Out(out))
+    return out
+
+
 def quantize_flat(
-    flat: np.ndarray, fmt: ElementLike, mode: Rounding, seed: int, target: Target, out: np.ndarray
+    flat: np.ndarray,
+    fmt: ElementLike,
+    mode: Rounding,
+    seed: int,
+    target: Target,
+    out: np.ndarray,
+    sr_bits: int = 0,
+    random_bits: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Values of a contiguous 1-D float32/float64 array rounded to `fmt`, written into `out`."""
+    """Values of a contiguous 1-D float32/float64 array rounded to `fmt`, written into `out`.
+    Stochastic rounding takes sr_bits random bits per element (0: 62, the rule without sr_bits),
+    element i the i-th of `random_bits` (C order) where given, else drawn from (seed, i)."""
     if flat.size == 0:
         return out
     fast = _fast(flat, fmt, mode, for_encode=False)
@@ -58,18 +87,31 @@ def quantize_flat(
         return out
     bits, in_m, in_e = bits_view(flat)
     table = np.asarray(fmt.values, dtype=np.float64)
-    run("quantize", target, flat.size, bits, in_m, in_e, kernel_params(fmt), int(mode), seed, table, Out(out))
+    sr, rbits = random_args(sr_bits, random_bits)
+    params = kernel_params(fmt)
+    run("quantize", target, flat.size, bits, in_m, in_e, params, int(mode), seed, sr, rbits, table, Out(out))
     return out
 
 
-def round_values(x: np.ndarray, fmt: ElementLike, mode: Rounding = Rounding.RNE, seed: int = 0,
-                 target: Target = Target.CPU) -> np.ndarray:  # fmt: skip
-    """x (float32 or float64 host array) rounded to `fmt`, same shape and dtype."""
+def round_values(
+    x: np.ndarray,
+    fmt: ElementLike,
+    mode: Rounding = Rounding.RNE,
+    seed: int = 0,
+    target: Target = Target.CPU,
+    sr_bits: int = 0,
+    random_bits: np.ndarray | None = None,
+) -> np.ndarray:
+    """x (float32 or float64 host array) rounded to `fmt`, same shape and dtype (random_bits, where
+    given, of x's shape: see `quantize_flat`)."""
     flat = np.ascontiguousarray(x).reshape(-1)
-    return quantize_flat(flat, fmt, mode, seed, target, np.empty_like(flat)).reshape(np.shape(x))
+    out = np.empty_like(flat)
+    return quantize_flat(flat, fmt, mode, seed, target, out, sr_bits, random_bits).reshape(np.shape(x))
 
 
-def quantize_device(x, fmt: ElementLike, mode: Rounding, seed: int, stream=0):
+def quantize_device(
+    x, fmt: ElementLike, mode: Rounding, seed: int, stream=0, sr_bits: int = 0, random_bits: np.ndarray | None = None
+):
     """A CUDA device array rounded to `fmt`, as a new device array; every copy and launch is on
     `stream` (a Numba stream, 0 the default one), so that the result is ordered after x's producer."""
     d = as_device_array(x)
@@ -87,15 +129,26 @@ def quantize_device(x, fmt: ElementLike, mode: Rounding, seed: int, stream=0):
         bits = flat.view(np.int32 if d.dtype == np.float32 else np.int64)
         table = to_device(np.asarray(fmt.values, dtype=np.float64), stream)
         params = to_device(kernel_params(fmt), stream)
-        launch_on_device("quantize", d.size, bits, in_m, in_e, params, int(mode), seed, table, out, stream=stream)
+        sr, rbits = random_args(sr_bits, random_bits)
+        rbits = to_device(rbits, stream)
+        args = (bits, in_m, in_e, params, int(mode), seed, sr, rbits, table, out)
+        launch_on_device("quantize", d.size, *args, stream=stream)
     return out.reshape(d.shape)
 
 
 def encode_values(
-    x: np.ndarray, fmt: ElementLike, mode: Rounding, seed: int, policy: NanPolicy, target: Target = Target.CPU
+    x: np.ndarray,
+    fmt: ElementLike,
+    mode: Rounding,
+    seed: int,
+    policy: NanPolicy,
+    target: Target = Target.CPU,
+    sr_bits: int = 0,
+    random_bits: np.ndarray | None = None,
 ) -> np.ndarray:
     """Codes of x (float32 or float64 host array) in `fmt`, same shape. NaN input follows
-    `policy` for a format without a NaN code (the caller has refused it for RAISE)."""
+    `policy` for a format without a NaN code (the caller has refused it for RAISE). Stochastic
+    rounding as in `quantize_flat`."""
     flat = np.ascontiguousarray(x).reshape(-1)
     codes = np.empty(flat.size, dtype=fmt.code_dtype)
     fast = _fast(flat, fmt, mode, for_encode=True)
@@ -103,7 +156,9 @@ def encode_values(
         run("encode_fast", target, flat.size, flat, fast, kernel_params(fmt, policy), Out(codes))
     elif flat.size:
         bits, in_m, in_e = bits_view(flat)
-        run("encode", target, flat.size, bits, in_m, in_e, kernel_params(fmt, policy), int(mode), seed, Out(codes))
+        sr, rbits = random_args(sr_bits, random_bits)
+        params = kernel_params(fmt, policy)
+        run("encode", target, flat.size, bits, in_m, in_e, params, int(mode), seed, sr, rbits, Out(codes))
     return codes.reshape(np.shape(x))
 
 

@@ -35,11 +35,21 @@ class Encoded:
     format:       the format spec.
     scales:       codes of the block scales (None for element and codebook formats): shape of x
                   with the block axis moved last and counted in blocks, plus a last axis of 2 for
-                  asymmetric formats ([scale, zero point] or [positive, negative scale]). An
-                  exact-float32 scale's code is its IEEE bit pattern (uint32).
+                  asymmetric formats ([scale, zero point] or [positive, negative scale]). 2-D
+                  tiles (`block_rows` > 1, nvfp4_2d) count the axis before the block axis (in the
+                  moved shape) in tiles too: x of shape (M, K) with 16 x 16 tiles along K has
+                  scales of shape (ceil(M / 16), ceil(K / 16)), partial tiles padded with zeros.
+                  An exact-float32 scale's code is its IEEE bit pattern (uint32).
     tensor_scale: the per-tensor scale in the decode direction (NVFP4: 1 / S_enc), else None.
     meta:         {"axis": the block axis used}; double-quantized scales add "dq_absmax" (fp32
                   per group of scales) and "dq_offset" (the fp32 mean).
+    micro:        shared micro-exponents (MX9, MX6, MX4; None for other formats): the shift d
+                  of each sub-block (uint8, 0 to 2^bits - 1 = `fmt.micro.max_shift`), shape of
+                  `scales` plus a last axis of `fmt.block // fmt.micro.block` sub-blocks, in
+                  order along the block axis. A block cut short by the end of the axis still has
+                  all of them; those past the end are 0 or 1 as padding zeros give. An element's
+                  value is its code's value times 2^-d of its sub-block times the block scale.
+                  `packed_micro` gives them as bits.
     """
 
     codes: np.ndarray
@@ -48,6 +58,7 @@ class Encoded:
     scales: np.ndarray | None = None
     tensor_scale: float | None = None
     meta: dict = field(default_factory=dict, compare=False)
+    micro: np.ndarray | None = None
 
     def packed(self, order: BitOrder | str | None = None) -> bytes:
         """The element codes as a byte string, `format.bits` bits each, in C order.
@@ -56,12 +67,22 @@ class Encoded:
         codes: the low nibble, as OCP MX and NVFP4 do); MSB_FIRST puts it in the highest bits
         (bitsandbytes' NF4 layout). None (default) uses the format's own layout: MSB_FIRST for
         codebook elements (bitsandbytes), LSB_FIRST otherwise. 16-bit codes are little-endian.
-        Scales are not included: they are `scales`, one code per block.
+        Scales are not included: they are `scales`, one code per block; micro-exponents are
+        `packed_micro`.
         """
         if order is None:
             element = self.format.element if isinstance(self.format, ScaledFormat) else self.format
             order = BitOrder.MSB_FIRST if isinstance(element, CodebookFormat) else BitOrder.LSB_FIRST
         return pack_codes(self.codes, self.format.bits, order).tobytes()
+
+    def packed_micro(self, order: BitOrder | str = BitOrder.LSB_FIRST) -> bytes:
+        """The micro-exponent fields as a byte string, `micro.bits` bits each, in C order of
+        `micro` (block by block, sub-blocks in order within a block). With LSB_FIRST (default) and
+        MX9/MX6/MX4's eight 1-bit fields per block, a block's fields are one byte: sub-block j
+        (elements 2j and 2j + 1 of the block) in bit j. The last byte is padded with zero bits."""
+        if self.micro is None:
+            raise ValueError(f"packed_micro: format {_name(self.format)} has no micro-exponents")
+        return pack_codes(self.micro, self.format.micro.bits, order).tobytes()
 
 
 def _name(fmt) -> str:
@@ -134,6 +155,7 @@ def check_encoded(enc) -> None:
     _check_codes_of(codes, fmt.element if isinstance(fmt, ScaledFormat) else fmt, "Encoded.codes")
     if isinstance(fmt, ScaledFormat):
         _check_scales(enc, fmt, lay)
+        _check_micro(enc, fmt, lay)
     elif enc.scales is not None:
         raise ValueError(f"Encoded.scales: format {_name(fmt)} has no block scales, got an array")
     _check_tensor_scale(enc.tensor_scale, fmt)
@@ -168,6 +190,21 @@ def _check_scales(enc, fmt: ScaledFormat, lay: Layout) -> None:
         _check_range(scales, 1 << 32, "Encoded.scales", "float32 bit patterns")
     else:
         _check_codes_of(scales, fmt.scale, "Encoded.scales")
+
+
+def _check_micro(enc, fmt: ScaledFormat, lay: Layout) -> None:
+    """The sub-block shifts: present exactly for micro-exponent formats, one per sub-block of
+    every block, each within [0, 2^bits - 1]."""
+    if fmt.micro is None:
+        if enc.micro is not None:
+            raise ValueError(f"Encoded.micro: format {_name(fmt)} has no micro-exponents, got an array")
+        return
+    if enc.micro is None:
+        raise ValueError(f"Encoded.micro: format {_name(fmt)} needs its sub-block micro-exponents, got None")
+    micro = _integer_array(enc.micro, "Encoded.micro")
+    n_sub = fmt.block // fmt.micro.block
+    _check_shape(micro, (*lay.blocks_shape, n_sub), "Encoded.micro", f"{n_sub} micro-exponents per block")
+    _check_range(micro, fmt.micro.max_shift + 1, "Encoded.micro", f"{fmt.micro.bits}-bit micro-exponents")
 
 
 def _check_dq(meta: Mapping, dq: DoubleQuant, n_scales: int) -> None:

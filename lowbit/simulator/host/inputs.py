@@ -75,6 +75,49 @@ def check_seed(seed, rounding: Rounding) -> int:
     return int(seed)
 
 
+MAX_SR_BITS = 62
+
+
+def check_sr_bits(sr_bits, rounding: Rounding) -> int:
+    """sr_bits as an int in [1, 62], or 0 for None (the 62-bit rule of stochastic rounding
+    without sr_bits). sr_bits goes with rounding='stochastic' only."""
+    if sr_bits is None:
+        return 0
+    if isinstance(sr_bits, bool) or not isinstance(sr_bits, (int, np.integer)):
+        raise TypeError(f"sr_bits must be an integer in [1, {MAX_SR_BITS}] or None, got {sr_bits!r}")
+    if not 1 <= sr_bits <= MAX_SR_BITS:
+        raise ValueError(f"sr_bits must be in [1, {MAX_SR_BITS}], got {sr_bits}")
+    if rounding is not Rounding.STOCHASTIC:
+        raise ValueError(
+            f"sr_bits is for rounding='stochastic' only; got sr_bits={sr_bits} with rounding={rounding.name.lower()!r}"
+        )
+    return int(sr_bits)
+
+
+def check_random_bits(random_bits, shape: tuple[int, ...], sr_bits: int, seed, rounding: Rounding) -> np.ndarray | None:
+    """The explicit random numbers of stochastic rounding as a C-ordered int64 array of x's
+    `shape` (None when none are given). They need rounding='stochastic', sr_bits (r) and no seed,
+    and every value must lie in [0, 2^r)."""
+    if random_bits is None:
+        return None
+    if rounding is not Rounding.STOCHASTIC:
+        raise ValueError(f"random_bits is for rounding='stochastic' only, got rounding={rounding.name.lower()!r}")
+    if sr_bits == 0:
+        raise ValueError("random_bits needs sr_bits, the number of bits of each random number (1 to 62)")
+    if seed is not None:
+        raise ValueError("random_bits and seed exclude each other: pass seed=None with explicit random_bits")
+    if is_device_array(random_bits):
+        random_bits = random_bits.copy_to_host() if hasattr(random_bits, "copy_to_host") else np.asarray(random_bits)
+    r = np.asarray(random_bits)
+    if r.dtype.kind not in "iu":
+        raise TypeError(f"random_bits must be an integer array, got dtype {r.dtype}")
+    if r.shape != tuple(shape):
+        raise ValueError(f"random_bits has shape {r.shape}; it must have x's shape {tuple(shape)}")
+    if r.size and (r.min() < 0 or int(r.max()) >= 1 << sr_bits):
+        raise ValueError(f"random_bits must lie in [0, 2^sr_bits) = [0, {(1 << sr_bits) - 1}] for sr_bits={sr_bits}")
+    return np.ascontiguousarray(r, dtype=np.int64)
+
+
 def parse_target(target: Target | str | None) -> Target:
     """A Target from 'auto', 'cpu', 'cuda' or None (auto)."""
     return Target.AUTO if target is None else parse_enum(Target, target, "target")

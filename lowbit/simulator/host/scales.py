@@ -75,18 +75,23 @@ def nvfp4_tensor_scale(x: np.ndarray, fmt: ScaledFormat) -> F32:
 
 
 def nvfp4_scale_from_amax(amax: F32, fmt: ScaledFormat) -> F32:
-    """S_enc of a tensor whose largest finite |x| is amax."""
+    """S_enc of a tensor whose largest finite |x| is amax: (top * max(element)) / amax, where top is
+    `fmt.tensor_scale_max` or else the scale format's largest value."""
     if amax == 0:
         return F32(1)
+    top = fmt.scale.max if fmt.tensor_scale_max is None else fmt.tensor_scale_max
     with np.errstate(over="ignore"):
-        s = F32(F32(fmt.scale.max) * F32(fmt.element_max)) / amax
+        s = F32(F32(top) * F32(fmt.element_max)) / amax
     return min(s, F32(np.finfo(np.float32).max))
 
 
-def nvfp4_block_scales(amax: np.ndarray, s_enc: F32, fmt: ScaledFormat) -> tuple[np.ndarray, np.ndarray]:
+def nvfp4_block_scales(
+    amax: np.ndarray, s_enc: F32, fmt: ScaledFormat, factor: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """(dec_b, enc_b) of TransformerEngine's recipe: dec_b = e4m3(amax_b * (S_enc * (1/max))),
-    enc_b = 1 / (dec_b * (1/S_enc)), 0 where dec_b is 0."""
-    dec = round_to_scale_format(amax * F32(s_enc * F32(F32(1) / F32(fmt.element_max))), fmt)
+    enc_b = 1 / (dec_b * (1/S_enc)), 0 where dec_b is 0. A search rule's candidate `factor`
+    multiplies the unrounded dec_b (in float32) before it is rounded."""
+    dec = round_to_scale_format((amax * F32(s_enc * F32(F32(1) / F32(fmt.element_max)))) * F32(factor), fmt)
     with np.errstate(divide="ignore"):
         enc = np.where(dec == 0, F32(0), F32(1) / (dec * (F32(1) / s_enc))).astype(np.float32)
     return dec, enc

@@ -26,6 +26,7 @@ from .scalar import (
     mx_block,
     quantize_fast,
     quantize_one,
+    random62,
     retarget,
 )
 
@@ -36,14 +37,19 @@ MAX_BLOCKS = 4096
 cuda = None
 
 
-def quantize_loop(bits, in_m, in_e, p, mode, seed, table, out):
+def quantize_loop(bits, in_m, in_e, p, mode, seed, sr, rbits, table, out):
     for i in range(cuda.grid(1), bits.size, cuda.gridsize(1)):
-        out[i] = quantize_one(int(bits[i]), i, in_m, in_e, p, mode, seed, table)
+        out[i] = quantize_one(int(bits[i]), i, in_m, in_e, p, mode, seed, sr, rbits, table)
 
 
-def encode_loop(bits, in_m, in_e, p, mode, seed, out):
+def encode_loop(bits, in_m, in_e, p, mode, seed, sr, rbits, out):
     for i in range(cuda.grid(1), bits.size, cuda.gridsize(1)):
-        out[i] = encode_one(int(bits[i]), i, in_m, in_e, p, mode, seed)
+        out[i] = encode_one(int(bits[i]), i, in_m, in_e, p, mode, seed, sr, rbits)
+
+
+def draw_loop(seed, sr, out):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = random62(seed, i) >> (62 - sr)
 
 
 def quantize_fast_loop(x, f, out):
@@ -80,7 +86,17 @@ def decode_loop(codes, table, out):
         out[i] = table[codes[i]]
 
 
-LOOPS = (quantize_loop, encode_loop, decode_loop, quantize_fast_loop, fwht_loop, mx_loop, absmax_loop, finite_amax_loop)
+LOOPS = (
+    quantize_loop,
+    encode_loop,
+    draw_loop,
+    decode_loop,
+    quantize_fast_loop,
+    fwht_loop,
+    mx_loop,
+    absmax_loop,
+    finite_amax_loop,
+)
 
 
 @functools.cache

@@ -51,7 +51,14 @@ from .scalar import (
     P_ZERO_POS,
 )
 
-_OVERFLOW_CODES = {Overflow.SATURATE: OVERFLOW_SATURATE, Overflow.INF: OVERFLOW_INF, Overflow.NAN: OVERFLOW_NAN}
+# SATURATE_FINITE saturates finite overflow as SATURATE does; its Inf input is sent to that same
+# overflow path by P_INF = -1 (see _float_params).
+_OVERFLOW_CODES = {
+    Overflow.SATURATE: OVERFLOW_SATURATE,
+    Overflow.SATURATE_FINITE: OVERFLOW_SATURATE,
+    Overflow.INF: OVERFLOW_INF,
+    Overflow.NAN: OVERFLOW_NAN,
+}
 
 
 class NanPolicy(enum.Enum):
@@ -68,7 +75,8 @@ def _float_params(fmt: FloatFormat, p: np.ndarray) -> None:
     p[P_E_OVER] = fmt.emax + 1
     p[P_MAXMAG] = fmt.max_code
     p[P_SIGN_SHIFT] = fmt.sign_shift
-    p[P_INF] = -1 if fmt.inf_code is None else fmt.inf_code
+    # -1 makes encode_one treat Inf input as an overflow: no Inf, or SATURATE_FINITE.
+    p[P_INF] = fmt.inf_code if fmt.keeps_inf else -1
     p[P_OVERFLOW] = _OVERFLOW_CODES[fmt.overflow]
     p[P_TIES_AWAY] = fmt.ties is Ties.AWAY
     p[P_NEGZERO] = fmt.has_negative_zero
@@ -81,8 +89,8 @@ def _float_params(fmt: FloatFormat, p: np.ndarray) -> None:
         p[P_ZERO_POS] = p[P_ZERO_NEG] = nan_pos
     else:  # neither zero nor NaN: zero goes to the smallest value of its sign
         p[P_ZERO_POS], p[P_ZERO_NEG] = 0, sign
-    # An unsigned format has no negative values: NaN where it can say so, else its smallest value.
-    p[P_NEG_UNSIGNED] = 0 if nan_pos is None else nan_pos
+    # An unsigned format has no negative values: NaN or its smallest value (FloatFormat.negative_is_nan).
+    p[P_NEG_UNSIGNED] = nan_pos if fmt.negative_is_nan else 0
     if nan_pos is not None:
         p[P_NAN_POS], p[P_NAN_NEG] = nan_pos, fmt.nan_code(True)
 
@@ -116,11 +124,12 @@ def _fast_eligible(fmt: FloatFormat | IntFormat) -> bool:
     if isinstance(fmt, IntFormat):
         return fmt.bits <= 24
     # Every value, quantum and constant of the fast path must be a float32 normal or subnormal.
+    # Veltkamp splitting to a single significant bit (man_bits 0, P3109's P = 1) misrounds ties.
     return (
         fmt.signed
         and fmt.subnormals
         and fmt.ties is Ties.EVEN
-        and fmt.man_bits <= 23
+        and 1 <= fmt.man_bits <= 23
         and fmt.emax <= 127
         and fmt.emin - fmt.man_bits >= -149
     )
@@ -144,8 +153,9 @@ def fast_params(fmt: FloatFormat | IntFormat, for_encode: bool) -> np.ndarray | 
         f[F_MIN_NORMAL] = fmt.min_normal
         f[F_CSUB] = 2.0 ** (fmt.emin - m + 23)
         f[F_MAX] = fmt.max
-        f[F_OVER] = {Overflow.SATURATE: fmt.max, Overflow.INF: np.inf, Overflow.NAN: np.nan}[fmt.overflow]
-        f[F_INF_OUT] = f[F_OVER] if fmt.inf_code is None else np.inf
+        saturated = fmt.overflow in (Overflow.SATURATE, Overflow.SATURATE_FINITE)
+        f[F_OVER] = fmt.max if saturated else {Overflow.INF: np.inf, Overflow.NAN: np.nan}[fmt.overflow]
+        f[F_INF_OUT] = np.inf if fmt.keeps_inf else f[F_OVER]
         f[F_NEGZERO] = fmt.has_negative_zero
     f[F_NAN_POS], f[F_NAN_NEG] = _fast_nans(fmt, for_encode)
     return f

@@ -13,7 +13,9 @@ class Rounding(enum.IntEnum):
     RNE: nearest, ties by the format's tie rule (IEEE ties-to-even by default).
     RTZ: toward zero. RNA: nearest, ties away from zero. RUP: toward +Inf. RDOWN: toward -Inf.
     STOCHASTIC: up with probability equal to the distance from the lower neighbour, in units
-    of the gap (62 random bits per element, counter-based: reproducible for a given seed).
+    of the gap (62 random bits per element, counter-based: reproducible for a given seed). With
+    sr_bits = r the remainder is cut to r bits first and an r-bit random number decides (see
+    `scalar.round_shift`): up with probability floor(f * 2^r) / 2^r for a fraction f of the gap.
     """
 
     RNE = scalar.RNE

@@ -83,8 +83,31 @@ def random62(seed, idx):
     return ((h1 & 0x7FFFFFFF) << 31) | (h2 & 0x7FFFFFFF)
 
 
-def round_shift(sig, s, base, neg, mode, ties_away, seed, idx):
-    """Code base + round(sig / 2^s) under `mode`; `neg` is the sign of the value."""
+def random_r(seed, idx, sr, rbits):
+    """The sr-bit random number of element `idx`: rbits[idx] where the host gave the bits (rbits
+    non-empty), else the top sr bits of `random62`."""
+    if rbits.size > 0:
+        return np.int64(rbits[idx])
+    return random62(seed, idx) >> (62 - sr)
+
+
+def truncated_remainder(sig, s, sr):
+    """floor(rem * 2^sr / 2^s), rem = sig mod 2^s: the remainder below the rounding point cut to
+    its top sr bits (sig < 2^54, so for s > 62 all of sig is remainder)."""
+    rem = sig if s > 62 else sig & ((1 << s) - 1)
+    if s <= sr:
+        return rem << (sr - s)
+    if s - sr > 62:
+        return 0
+    return rem >> (s - sr)
+
+
+def round_shift(sig, s, base, neg, mode, ties_away, seed, idx, sr, rbits):
+    """Code base + round(sig / 2^s) under `mode`; `neg` is the sign of the value. Stochastic
+    rounding goes up iff an sr-bit random number R < floor(rem * 2^sr / 2^s) (sr = 0: the 62-bit
+    rule without sr_bits, where a remainder below 2^-62 of a step counts as one unit)."""
+    full = sig
+    full_s = s
     if s > 62:
         # Far below half a step: only sticky bits remain.
         n = 0
@@ -109,8 +132,10 @@ def round_shift(sig, s, base, neg, mode, ties_away, seed, idx):
         up = neg == 0
     elif mode == RDOWN:
         up = neg != 0
-    else:
+    elif sr == 0:
         up = (random62(seed, idx) >> (62 - s)) < rem
+    else:
+        up = random_r(seed, idx, sr, rbits) < truncated_remainder(full, full_s, sr)
     return code + np.int64(up)
 
 
@@ -135,10 +160,11 @@ def finish_float(code, neg, p, mode):
     return code | (neg << p[P_SIGN_SHIFT])
 
 
-def encode_one(b, idx, in_m, in_e, p, mode, seed):
-    """Code of the input bit pattern `b` (IEEE, `in_e` exponent and `in_m` mantissa bits).
-    Returns -1 for NaN input when the format has no NaN code (the host decides what that
-    means)."""
+def encode_one(b, idx, in_m, in_e, p, mode, seed, sr, rbits):
+    """Code of the input bit pattern `b` (IEEE, `in_e` exponent and `in_m` mantissa bits), element
+    `idx` of its array. Stochastic rounding draws sr random bits (0: 62, the rule without sr_bits)
+    from rbits[idx], or from the hash of (seed, idx) where rbits is empty. Returns -1 for NaN input
+    when the format has no NaN code (the host decides what that means)."""
     sbit = in_m + in_e
     neg = (b >> sbit) & 1
     mag = b & ((1 << sbit) - 1)
@@ -178,7 +204,7 @@ def encode_one(b, idx, in_m, in_e, p, mode, seed):
             m = p[P_M]
             eb = e if e > emin else emin
             base = ((eb - emin) << m) - p[P_C]
-            code = round_shift(sig, eb - m - e + in_m, base, neg, mode, p[P_TIES_AWAY], seed, idx)
+            code = round_shift(sig, eb - m - e + in_m, base, neg, mode, p[P_TIES_AWAY], seed, idx, sr, rbits)
             if code < 0:
                 code = 0
     if p[P_IS_INT] != 0:
@@ -189,8 +215,8 @@ def encode_one(b, idx, in_m, in_e, p, mode, seed):
     return finish_float(code, neg, p, mode)
 
 
-def quantize_one(b, idx, in_m, in_e, p, mode, seed, table):
-    code = encode_one(b, idx, in_m, in_e, p, mode, seed)
+def quantize_one(b, idx, in_m, in_e, p, mode, seed, sr, rbits, table):
+    code = encode_one(b, idx, in_m, in_e, p, mode, seed, sr, rbits)
     if code < 0:
         return math.nan
     return table[code]
@@ -331,14 +357,20 @@ def code_of_value(r, b, c):
 prange = range
 
 
-def quantize_loop(bits, in_m, in_e, p, mode, seed, table, out):
+def quantize_loop(bits, in_m, in_e, p, mode, seed, sr, rbits, table, out):
     for i in prange(bits.size):
-        out[i] = quantize_one(int(bits[i]), i, in_m, in_e, p, mode, seed, table)
+        out[i] = quantize_one(int(bits[i]), i, in_m, in_e, p, mode, seed, sr, rbits, table)
 
 
-def encode_loop(bits, in_m, in_e, p, mode, seed, out):
+def encode_loop(bits, in_m, in_e, p, mode, seed, sr, rbits, out):
     for i in prange(bits.size):
-        out[i] = encode_one(int(bits[i]), i, in_m, in_e, p, mode, seed)
+        out[i] = encode_one(int(bits[i]), i, in_m, in_e, p, mode, seed, sr, rbits)
+
+
+def draw_loop(seed, sr, out):
+    """out[i] = the sr-bit random number of element i under `seed` (what `encode_one` draws)."""
+    for i in prange(out.size):
+        out[i] = random62(seed, i) >> (62 - sr)
 
 
 def decode_loop(codes, table, out):
@@ -785,6 +817,7 @@ def encode_fast_loop(x, f, p, out):
 CPU_LOOPS = (
     quantize_loop,
     encode_loop,
+    draw_loop,
     decode_loop,
     quantize_float_loop,
     quantize_int_loop,
@@ -800,6 +833,8 @@ SCALAR_FUNCTIONS = (
     mul32,
     hash32,
     random62,
+    random_r,
+    truncated_remainder,
     round_shift,
     finish_float,
     encode_one,
