@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+from tqdm import tqdm
+
+from ._version import __version__
 from .costmodel import estimate
-from .dashboard import create_app
-from .dashboard.address import allow_list, bracketed, check_bindable, parse_port, served_hosts
 from .formats import AnyFormat, FloatFormat, IntFormat, ScaledFormat, catalog, get_format
+from .lazy import dashboard_package
 from .study import StudyError, load_study, pareto_front, run_study
+from .study.progress import Progress
 from .study.store import BITS_PER_ELEMENT, Better, get_metric
 
 # Exit statuses (README "Bad input"): 2 a bad argument or study, 3 some points failed (their rows are in
@@ -27,6 +33,33 @@ RUN_EXIT_CODES = """exit status:
   3    some points failed: the table was written, their rows have status 'failed' and the error
   130  interrupted (Ctrl-C); finished points stay cached, and a re-run resumes
   141  the output's reader went away (a pipe into head)"""
+
+# Each command's --help ends with examples (tests/test_cli.py runs the cheap ones).
+EXAMPLES = {
+    "lowbit": """examples:
+  lowbit formats                            the catalog of formats, 100 columns wide
+  lowbit cost mxfp4 nvfp4 --lanes 16        area and energy of an mxfp4 x nvfp4 dot-product unit
+  lowbit run studies/quickstart.yaml -o results
+  lowbit dashboard results                  explore the table in a browser
+  lowbit COMMAND --help                     each command's options and examples""",
+    "formats": """examples:
+  lowbit formats                            the whole catalog, 100 columns wide
+  lowbit formats mxfp4 e3m2 binary8p3se     named formats and specs
+  lowbit formats --wide float8_e4m3fn       every column: code bits, min subnormal, full semantics""",
+    "cost": """examples:
+  lowbit cost mxfp4 nvfp4                   fp32 accumulator, 32 lanes, 7nm
+  lowbit cost float8_e4m3fn float8_e4m3fn --accumulator fp16 --node 16nm --lanes 16""",
+    "bench": """examples:
+  lowbit bench                              every benchmark (minutes)
+  lowbit bench matmul --extra --size 64 --repeat 1""",
+    "run": """examples:
+  lowbit run studies/quickstart.yaml -o results
+  lowbit run study.yaml --workers 2 --no-progress      quiet but for the summary and the fronts
+  lowbit run study.yaml --progress log > run.log 2>&1  one line per tenth of the points, or 10 s""",
+    "dashboard": """examples:
+  lowbit dashboard results                  http://127.0.0.1:8050/
+  lowbit dashboard results --port 8060 --host 0.0.0.0 --allow-host lab-box""",
+}
 
 # What `lowbit run` prints: each workload's front of this accuracy against this cost.
 FRONT_METRIC = get_metric("qsnr_db")
@@ -54,20 +87,39 @@ def _row(name: str, spec: AnyFormat) -> tuple[str, ...]:
     return (name, str(spec.bits), _fmt_number(element.max), "-", "-", _bits_per_element(spec), spec.describe())
 
 
-def format_table(names: list[str] | None = None) -> str:
-    """A plain-text table of formats: bits, range and storage cost."""
-    header = ("name", "bits", "max", "min normal", "min subnormal", "bits/elem", "semantics")
-    rows = [header]
-    for name in names or list(catalog):
-        rows.append(_row(name, get_format(name)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+HEADER = ("name", "bits", "max", "min normal", "min subnormal", "bits/elem", "semantics")
+NARROW = ("name", "bits/elem", "max", "min normal", "semantics")  # code bits and min subnormal: --wide
+NARROW_COLUMNS = 100  # characters per line of the narrow table
+NAME_CHARS = 24  # a name's cell in the narrow table (the catalog's longest is 21)
+
+
+def format_table(names: list[str] | None = None, *, wide: bool = False) -> str:
+    """A plain-text table of formats: range and storage cost. Narrow (the default): at most
+    NARROW_COLUMNS characters a line, the semantics cut to fit; wide: every column in full."""
+    full = [_row(name, get_format(name)) for name in names or list(catalog)]
+    if wide:
+        return _aligned([HEADER, *full])
+    keep = [HEADER.index(c) for c in NARROW]
+    rows = [NARROW, *([row[i] for i in keep] for row in full)]
+    rows = [[_clip(row[0], NAME_CHARS), *row[1:]] for row in rows]
+    fixed = sum(max(len(r[i]) for r in rows) + 2 for i in range(len(NARROW) - 1))
+    room = max(NARROW_COLUMNS - fixed, len("semantics"))
+    return _aligned([[*row[:-1], _clip(row[-1], room)] for row in rows])
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."  # ASCII: any terminal's encoding
+
+
+def _aligned(rows: list) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:
-    print(format_table(args.names or None))
+    print(format_table(args.names or None, wide=args.wide))
     return 0
 
 
@@ -102,7 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         study = load_study(args.study, allow_large=args.allow_large)  # counted and checked before anything runs
         result = run_study(study, out_dir=args.output, workers=args.workers, scheduler=args.scheduler,
-                           base=Path(args.study).resolve().parent)  # fmt: skip
+                           progress=args.progress, base=Path(args.study).resolve().parent)  # fmt: skip
     except StudyError as err:
         print(f"lowbit: error: {err}", file=sys.stderr)
         return 2
@@ -122,8 +174,17 @@ def _workers(text: str) -> int:
     return value
 
 
+def _progress(text: str) -> Progress:
+    """--progress: auto, bar, log or none (argparse names the flag in its error)."""
+    try:
+        return Progress.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be one of auto, bar, log, none, got {text!r}") from None
+
+
 def _add_run_parser(sub) -> None:
-    run = sub.add_parser("run", help="run a study (YAML) into a Parquet table", epilog=RUN_EXIT_CODES,
+    run = sub.add_parser("run", help="run a study (YAML) into a Parquet table",
+                         epilog=f"{RUN_EXIT_CODES}\n\n{EXAMPLES['run']}",
                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     run.add_argument("study", help="the study file")
     run.add_argument("-o", "--output", default=None, help="output folder (default: the study's output.dir)")
@@ -131,6 +192,12 @@ def _add_run_parser(sub) -> None:
     run.add_argument("--scheduler", default=None, help="a Dask scheduler address, tcp://host:port")
     run.add_argument("--allow-large", action="store_true",
                      help="run a study of more than 10,000 points (as the study's `allow_large: true`)")  # fmt: skip
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument("--progress", type=_progress, default="auto", metavar="{auto,bar,log,none}",
+                       help="on stderr: 'bar' (tqdm), 'log' (whole lines, for a file), 'none'; default 'auto', a bar "
+                       "on a terminal and log lines elsewhere")  # fmt: skip
+    shown.add_argument("--no-progress", dest="progress", action="store_const", const=Progress.NONE,
+                       help="no progress output (as --progress none)")  # fmt: skip
     run.set_defaults(func=_cmd_run)
 
 
@@ -139,20 +206,20 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"lowbit: error: results_dir: no folder {root}", file=sys.stderr)
         return 2
-    port = parse_port(args.port, "--port")  # a bad port or host is one line from main(), not werkzeug's exit
-    allow_list(args.allow_host, port, "--allow-host")  # a bad name's error names the flag
-    app = create_app(root, allowed_hosts=served_hosts(args.host, args.allow_host, port), port=port)
-    check_bindable(args.host, port)
-    print(
-        f"lowbit dashboard on http://{bracketed(args.host)}:{port}/ (results from {root.resolve()}); Ctrl-C stops it",
-        flush=True,
-    )
+    dash = dashboard_package()  # imported here: Dash takes seconds to import, which `lowbit run` need not pay
+    port = dash.address.parse_port(args.port, "--port")  # a bad port or host is one line from main(), not werkzeug's
+    dash.address.allow_list(args.allow_host, port, "--allow-host")  # a bad name's error names the flag
+    app = dash.create_app(root, allowed_hosts=dash.address.served_hosts(args.host, args.allow_host, port), port=port)
+    dash.address.check_bindable(args.host, port)
+    url = f"http://{dash.address.bracketed(args.host)}:{port}/"
+    print(f"lowbit dashboard on {url} (results from {root.resolve()}); Ctrl-C stops it", flush=True)
     app.run(host=args.host, port=port, debug=False)
     return 0
 
 
 def _add_dashboard_parser(sub) -> None:
-    dash = sub.add_parser("dashboard", help="serve the accuracy-against-cost explorer over a results folder")
+    dash = sub.add_parser("dashboard", help="serve the accuracy-against-cost explorer over a results folder",
+                          **_examples("dashboard"))  # fmt: skip
     dash.add_argument("results_dir", help="folder of Parquet tables (lowbit run's output)")
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     dash.add_argument("--port", default="8050", help="TCP port, 1 to 65535 (default: 8050)")
@@ -187,14 +254,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_bench_parser(sub) -> None:
-    bench = sub.add_parser("bench", help="run the benchmark scripts (benchmarks/) and print their tables")
+    bench = sub.add_parser("bench", help="run the benchmark scripts (benchmarks/) and print their tables",
+                           **_examples("bench"))  # fmt: skip
     bench.add_argument("names", nargs="*", help=f"which of {', '.join(BENCHMARKS)} (default: all)")
     bench.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="arguments passed to each script")
     bench.set_defaults(func=_cmd_bench)
 
 
 def _add_cost_parser(sub) -> None:
-    cost = sub.add_parser("cost", help="area and energy of the unit that multiplies two formats")
+    cost = sub.add_parser("cost", help="area and energy of the unit that multiplies two formats", **_examples("cost"))
     cost.add_argument("a_format", help="first operand's format (any catalog name or eXmY / intN)")
     cost.add_argument("b_format", help="second operand's format")
     cost.add_argument("--accumulator", default="fp32", help="fp32 (default), fp16, bf16, fp22, tf32, eXmY or intN")
@@ -206,12 +274,25 @@ def _add_cost_parser(sub) -> None:
     cost.set_defaults(func=_cmd_cost)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lowbit", description="Low-bit number formats: emulation and exploration.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    fmts = sub.add_parser("formats", help="print the catalog of formats (or the named ones)")
+def _examples(command: str) -> dict:
+    """A parser's epilog of examples, shown as written."""
+    return {"epilog": EXAMPLES[command], "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+def _add_formats_parser(sub) -> None:
+    fmts = sub.add_parser("formats", help="print the catalog of formats (or the named ones)", **_examples("formats"))
     fmts.add_argument("names", nargs="*", help="format names or eXmY / intN specs (default: the whole catalog)")
+    fmts.add_argument("--wide", action="store_true",
+                      help="every column (code bits, min subnormal) and the whole semantics")  # fmt: skip
     fmts.set_defaults(func=_cmd_formats)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lowbit", description="Low-bit number formats: emulation and exploration.",
+                                     **_examples("lowbit"))  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"lowbit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_formats_parser(sub)
     _add_cost_parser(sub)
     _add_bench_parser(sub)
     _add_run_parser(sub)
@@ -235,10 +316,36 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
+class _NoticeHandler(logging.Handler):
+    """lowbit's notices (kernel compiles) as `lowbit: ...` lines on stderr, above a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(f"lowbit: {record.getMessage()}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _notices(show: bool) -> Iterator[None]:
+    """lowbit's INFO records on stderr while a command runs: the library logs them, and Python shows
+    none unless asked, so importers of lowbit see nothing (README "The two commands")."""
+    if not show:
+        yield
+        return
+    logger, handler = logging.getLogger("lowbit"), _NoticeHandler(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        # --no-progress quiets the compile notices too
+        with warnings.catch_warnings(), _notices(getattr(args, "progress", None) is not Progress.NONE):
             warnings.showwarning = _show_warning  # restored when the block ends
             code = args.func(args)
             sys.stdout.flush()  # a closed pipe shows here, inside the handlers below

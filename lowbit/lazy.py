@@ -75,6 +75,15 @@ def torch_adapter() -> ModuleType:
     return adapter
 
 
+def dashboard_package() -> ModuleType:
+    """lowbit.dashboard, with its `address` module: Dash and Plotly take seconds to import, which the
+    CLI's other commands need not pay."""
+    from . import dashboard
+    from .dashboard import address  # noqa: F401  (loads lowbit.dashboard.address, reached as dashboard.address)
+
+    return dashboard
+
+
 #: The deferred imports, for the import test: only lowbit.lazy may import these inside functions.
 DEFERRED = (
     "numba.cuda",
@@ -85,4 +94,5 @@ DEFERRED = (
     "scipy.optimize",
     "torch",
     "lowbit.torch",
+    "lowbit.dashboard",
 )

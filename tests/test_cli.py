@@ -1,14 +1,18 @@
+import re
+import shlex
 import subprocess
 import sys
 
+import pytest
 import yaml
 
+from lowbit._version import __version__
 from lowbit.cli import format_table, main
 from lowbit.formats import catalog
 
 
 def test_catalog_table_lists_every_format_with_hand_checked_rows(capsys):
-    assert main(["formats"]) == 0
+    assert main(["formats", "--wide"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
     assert set(rows) == set(catalog)
@@ -72,3 +76,105 @@ def test_bench_runs_a_benchmark_script():
 def test_bench_unknown_name(capsys):
     assert main(["bench", "nope"]) == 2
     assert "unknown benchmark 'nope'" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out == f"lowbit {__version__}" and re.fullmatch(r"lowbit \d+\.\d+\.\d+", out)
+
+
+def test_the_catalog_fits_100_columns_and_wide_has_the_rest(capsys):
+    assert main(["formats"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert lines[0].split() == ["name", "bits/elem", "max", "min", "normal", "semantics"]
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert set(rows) == set(catalog)
+    # hand-checked: 4 + 8/32 bits; 1.75 * 2^8 and 2^-6 for OCP FP8 E4M3
+    assert rows["mxfp4"].split()[1:3] == ["4.25", "6"]
+    assert rows["float8_e4m3fn"].split()[1:4] == ["8", "448", "0.015625"]
+    assert any(line.endswith("...") for line in lines)  # some semantics are cut to fit
+    assert main(["formats", "--wide"]) == 0
+    wide = capsys.readouterr().out.splitlines()
+    assert "min subnormal" in wide[0] and max(len(line) for line in wide) > 100
+    assert not any(line.endswith("...") for line in wide)
+
+
+def test_a_long_name_still_fits(capsys):
+    assert main(["formats", "e5m2", "binary8p3se"]) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 100
+
+
+COMMANDS = ["formats", "cost", "bench", "run", "dashboard"]
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_help_shows_examples(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"] if command else ["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "\nexamples:\n" in out
+    examples = [line.strip() for line in out.split("\nexamples:\n")[1].splitlines() if line.startswith("  lowbit ")]
+    assert examples and all(e.startswith(f"lowbit {command or ''}".strip()) for e in examples if command)
+
+
+def _examples(command: str, capsys) -> list[list[str]]:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out.split("\nexamples:\n")[1]
+    # an example's words, up to the two spaces before its description
+    return [shlex.split(re.split(r"\s{2,}", line.strip())[0])[1:] for line in text.splitlines() if "lowbit" in line]
+
+
+@pytest.mark.parametrize("command", ["formats", "cost"])
+def test_the_quick_examples_run(command, capsys):
+    for argv in _examples(command, capsys):
+        assert main(argv) == 0, argv
+        assert capsys.readouterr().out.strip(), argv
+
+
+def _tiny_study(tmp_path, points: int = 3):
+    study = {"schema_version": 1, "name": "tiny", "formats": ["int8", "int4", "float8_e4m3fn"][:points],
+             "metrics": ["qsnr_db"], "workloads": [{"kind": "normal", "shape": [1, 64], "name": "row"}]}  # fmt: skip
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    return str(tmp_path / "s.yaml")
+
+
+def test_run_progress_as_log_lines_and_as_a_bar(tmp_path, capsys):
+    path = _tiny_study(tmp_path)
+    assert main(["run", path, "-o", str(tmp_path / "log"), "--progress", "log"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert lines[0] == "tiny: 3 points to compute"
+    # a line per tenth of 3 points is a line per point
+    assert [line.split(",")[0] for line in lines[1:]] == [f"tiny: {i}/3 points ({p}%)" for i, p in
+                                                          ((1, 33), (2, 67), (3, 100))]  # fmt: skip
+    assert all(re.fullmatch(r".*, \d+\.\d s", line) for line in lines[1:])
+    assert main(["run", path, "-o", str(tmp_path / "bar"), "--progress", "bar"]) == 0
+    bar = capsys.readouterr().err
+    assert "\r" in bar and "3/3" in bar
+
+
+def test_run_no_progress_and_auto_off_a_terminal(tmp_path, capsys):
+    path = _tiny_study(tmp_path, points=2)
+    assert main(["run", path, "-o", str(tmp_path / "quiet"), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "2 points (2 computed" in captured.out
+    assert main(["run", path, "-o", str(tmp_path / "auto")]) == 0  # capsys' stderr is not a terminal: log lines
+    err = capsys.readouterr().err
+    assert err.startswith("tiny: 2 points to compute\n") and "\r" not in err
+
+
+def test_run_progress_refuses_other_values(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["run", "s.yaml", "--progress", "fancy"])
+    assert done.value.code == 2
+    assert "--progress: must be one of auto, bar, log, none, got 'fancy'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "s.yaml", "--progress", "log", "--no-progress"])
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -11,5 +11,6 @@ import yaml
 @functools.cache
 def load(name: str) -> dict:
     """The parsed contents of data/<name>.yaml (cached; treat as read-only)."""
-    text = resources.files(__package__).joinpath("data").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    # Parsed from the open file, so that a YAML error names it rather than "<unicode string>".
+    with resources.files(__package__).joinpath("data").joinpath(f"{name}.yaml").open(encoding="utf-8") as stream:
+        return yaml.safe_load(stream)

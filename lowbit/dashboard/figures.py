@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from ..study import pareto_front
 from ..study.reports import linearity_rows, pearson
@@ -20,6 +22,7 @@ from ..study.store import (
     overflow_note,
     overflowed,
 )
+from .groups import ELEMENT_TYPE, SYMBOLS, ColorBy, FacetBy, group_values, ordered, with_groups
 
 HOVER_COLUMNS = ("format", "family", "element", "bits", "block", "scale", "rule", "asymmetric", "tensor_scale")
 HOVER_COLUMNS += ("rounding", "hadamard", BITS_PER_ELEMENT.name, "workload", ENGINE)
@@ -44,32 +47,83 @@ def front_of(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pareto_front(df, x, y, minimize_x=True, minimize_y=not higher_is_better(y))
 
 
-def pareto_figure(df: pd.DataFrame, x: str, y: str, candidates: list[dict] | None = None) -> go.Figure:
-    """Every point (hover: its spec), the front as a line over them, and designer candidates."""
+def _palette(groups: list[str]) -> dict[str, str]:
+    colors = px.colors.qualitative.D3
+    return {g: colors[i % len(colors)] for i, g in enumerate(groups)}
+
+
+def _point_traces(fig: go.Figure, df: pd.DataFrame, x: str, y: str, color: ColorBy | None,
+                  colors: dict[str, str], col: int, shown: set[str]) -> None:  # fmt: skip
+    """The points of one panel: one trace per colour group (one "points" trace without `color`),
+    shaped by element type; overflowed points as x, with a note in their hover."""
     scatter = go.Scatter if len(df) <= SVG_LIMIT else go.Scattergl
-    fig = go.Figure()
-    if len(df):
-        flags, text = overflowed(df).to_numpy(), _hover(df)  # a point whose GEMM outputs overflowed: an x and a note
-        for i in np.flatnonzero(flags):
-            text[i] += "<br>overflow: " + overflow_note(df.iloc[i])
-        fig.add_trace(scatter(x=df[x], y=df[y], mode="markers", name="points", text=text,
-                              customdata=[int(i) for i in df.index], hovertemplate="%{text}<extra></extra>",
-                              marker={"size": 7, "opacity": 0.6,
-                                      "symbol": np.where(flags, "x", "circle").tolist()}))  # fmt: skip
-        front = front_of(df, x, y)
-        fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines+markers", name="Pareto front",
-                                 text=_hover(front), customdata=[int(i) for i in front.index],
-                                 hovertemplate="%{text}<extra></extra>", line={"shape": "hv"}))  # fmt: skip
+    flags, text = overflowed(df).to_numpy(), np.array(_hover(df), dtype=object)
+    for i in np.flatnonzero(flags):
+        text[i] += "<br>overflow: " + overflow_note(df.iloc[i])
+    shapes = df[ELEMENT_TYPE].map(lambda t: SYMBOLS.get(t, SYMBOLS["other"])) if ELEMENT_TYPE in df else "circle"
+    symbols = np.where(flags, "x", shapes).tolist()
+    groups = group_values(df, color) if color is not None else pd.Series("points", index=df.index)
+    for g in ordered(groups):
+        at = np.flatnonzero((groups == g).to_numpy())
+        rows = df.iloc[at]
+        fig.add_trace(scatter(x=rows[x], y=rows[y], mode="markers", name=g, legendgroup=g, showlegend=g not in shown,
+                              text=text[at].tolist(), customdata=[int(i) for i in rows.index],
+                              hovertemplate="%{text}<extra></extra>",
+                              marker={"size": 10, "opacity": 0.85, "color": colors.get(g),
+                                      "symbol": [symbols[i] for i in at], "line": {"width": 0.5, "color": "white"}}),
+                      row=1, col=col)  # fmt: skip
+        shown.add(g)
+
+
+def _front_trace(fig: go.Figure, df: pd.DataFrame, x: str, y: str, col: int, labels: bool) -> None:
+    front = front_of(df, x, y)
+    # labelled fronts have no markers of their own: the coloured points they pass through stay visible
+    fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines+text" if labels else "lines+markers",
+                             name="Pareto front", legendgroup="front", showlegend=col == 1,
+                             text=front["format"].astype(str).tolist() if labels and "format" in front else None,
+                             textposition="top left", textfont={"size": 10}, hovertext=_hover(front), cliponaxis=False,
+                             customdata=[int(i) for i in front.index], hovertemplate="%{hovertext}<extra></extra>",
+                             line={"shape": "hv", "color": "#888", "width": 1.2},
+                             marker={"size": 4, "color": "#888"}), row=1, col=col)  # fmt: skip
+
+
+def _shape_legend(fig: go.Figure, df: pd.DataFrame) -> None:
+    """One grey legend entry per element type drawn, naming its marker shape."""
+    for t in sorted(set(df[ELEMENT_TYPE])) if ELEMENT_TYPE in df else []:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{t} element", legendgroup="shape",
+                                 marker={"symbol": SYMBOLS.get(t, SYMBOLS["other"]), "color": "#888", "size": 9},
+                                 hoverinfo="skip"))  # fmt: skip
+
+
+def pareto_figure(df: pd.DataFrame, x: str, y: str, candidates: list[dict] | None = None,
+                  color: ColorBy | None = None, facet: FacetBy = FacetBy.NONE,
+                  log: tuple[str, ...] | None = None) -> go.Figure:  # fmt: skip
+    """Every point (hover: its spec), the front as a line over them with its formats' names, and
+    designer candidates. With `color`, one trace per group (the legend names them) and marker shapes by
+    element type; with `facet`, one panel per group, each with its own front. `log` names the axes
+    ("x", "y") drawn on log scales; None: the columns' own choice (errors span decades)."""
+    grouped = with_groups(df) if color is not None or facet is not FacetBy.NONE else df
+    panels = ordered(group_values(grouped, facet)) if facet is not FacetBy.NONE and len(df) else [None]
+    fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, horizontal_spacing=0.03,
+                        subplot_titles=[p for p in panels if p is not None] or None)  # fmt: skip
+    colors = _palette(ordered(group_values(grouped, color))) if color is not None else {}  # one per group, all panels
+    shown: set[str] = set()
+    for col, panel in enumerate(panels, start=1):
+        part = grouped if panel is None else grouped[group_values(grouped, facet) == panel]
+        if len(part):
+            _point_traces(fig, part, x, y, color, colors, col, shown)
+            _front_trace(fig, part, x, y, col, labels=color is not None)
+    if color is not None and len(df):
+        _shape_legend(fig, grouped)
     for c in candidates or []:
         fig.add_trace(go.Scatter(x=[c["x"]], y=[c["y"]], mode="markers+text", name=f"candidate: {c['label']}",
                                  text=[c["label"]], textposition="top center",
-                                 marker={"size": 14, "symbol": "star", "color": "crimson"}))  # fmt: skip
-    fig.update_layout(xaxis_title=column_label(x), yaxis_title=column_label(y), template="plotly_white",
-                      margin={"l": 60, "r": 20, "t": 30, "b": 50}, legend={"orientation": "h"})  # fmt: skip
-    if log_axis(y):  # errors span decades
-        fig.update_yaxes(type="log")
-    if log_axis(x):
-        fig.update_xaxes(type="log")
+                                 marker={"size": 14, "symbol": "star", "color": "crimson"}), row=1, col=1)  # fmt: skip
+    fig.update_layout(template="plotly_white", margin={"l": 60, "r": 20, "t": 40, "b": 50}, legend={"orientation": "h"})
+    logs = log if log is not None else tuple(a for a, c in (("x", x), ("y", y)) if log_axis(c))
+    fig.update_xaxes(title_text=column_label(x), type="log" if "x" in logs else None)
+    fig.update_yaxes(title_text=column_label(y), row=1, col=1)
+    fig.update_yaxes(type="log" if "y" in logs else None)
     return fig
 
 
@@ -160,13 +214,69 @@ def diagnosis_rows(d) -> list[dict]:
 
 
 def cost_breakdown_figure(components: list[tuple[str, float, float]]) -> go.Figure:
-    """Area (um^2) and energy (pJ/MAC) of each component, as two bar charts side by side."""
+    """Area (um^2) and energy (pJ/MAC) of each component, in two panels side by side (one axis each:
+    the two units never share a scale)."""
     names = [c[0] for c in components]
-    fig = go.Figure([go.Bar(x=names, y=[c[1] for c in components], name="area (um^2)", yaxis="y"),
-                     go.Bar(x=names, y=[c[2] for c in components], name="energy (pJ/MAC)", yaxis="y2")])  # fmt: skip
-    fig.update_layout(barmode="group", yaxis={"title": "area (um^2)"}, template="plotly_white", height=320,
-                      yaxis2={"title": "energy (pJ/MAC)", "overlaying": "y", "side": "right"},
-                      margin={"l": 60, "r": 60, "t": 20, "b": 90}, legend={"orientation": "h"})  # fmt: skip
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("area (µm²)", "energy (pJ/MAC)"), horizontal_spacing=0.12)
+    fig.add_trace(go.Bar(x=names, y=[c[1] for c in components], name="area (µm²)", marker_color="#1f77b4"), 1, 1)
+    fig.add_trace(go.Bar(x=names, y=[c[2] for c in components], name="energy (pJ/MAC)", marker_color="#ff7f0e"),
+                  1, 2)  # fmt: skip
+    fig.update_layout(template="plotly_white", height=320, showlegend=False,
+                      margin={"l": 60, "r": 20, "t": 40, "b": 90})  # fmt: skip
+    return fig
+
+
+def three_objective_figure(df: pd.DataFrame, metric: str, area: str = "area_um2",
+                           energy: str = "energy_pj_per_mac") -> go.Figure:  # fmt: skip
+    """Accuracy against area (log axis), each point coloured by its energy per MAC (a colour bar in
+    pJ/MAC) and shaped by element type, with the formats' names on the points."""
+    d = with_groups(df)
+    fig = go.Figure()
+    if len(d):
+        shapes = [SYMBOLS.get(t, SYMBOLS["other"]) for t in d[ELEMENT_TYPE]]
+        fig.add_trace(go.Scatter(x=d[area], y=d[metric], mode="markers+text", text=d["format"].astype(str),
+                                 textposition="top center", textfont={"size": 9}, hovertext=_hover(d),
+                                 hovertemplate="%{hovertext}<extra></extra>", customdata=[int(i) for i in d.index],
+                                 marker={"size": 11, "symbol": shapes, "color": d[energy], "colorscale": "Viridis",
+                                         "colorbar": {"title": {"text": "energy<br>(pJ/MAC)"}}},
+                                 name="formats"))  # fmt: skip
+    fig.update_layout(template="plotly_white", height=420, xaxis={"title": column_label(area), "type": "log"},
+                      yaxis={"title": column_label(metric), "type": "log" if log_axis(metric) else None},
+                      title="Three objectives: accuracy, area and energy (colour)",
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50})  # fmt: skip
+    return fig
+
+
+def compare_figure(items: list[dict]) -> go.Figure:
+    """Two or three formats side by side, one column each: the element's value grid, the error
+    histogram on the detail sample, and the cost by component (area in µm², energy in pJ/MAC).
+    Each item: name, values (element values), error (quantized - original), components
+    [(name, area, energy)]."""
+    n = max(len(items), 1)
+    fig = make_subplots(rows=4, cols=n, subplot_titles=[i["name"] for i in items] or None, vertical_spacing=0.1,
+                        row_titles=["values", "error", "area (µm²)", "energy (pJ/MAC)"],
+                        shared_xaxes=False)  # fmt: skip
+    colors = px.colors.qualitative.D3
+    for col, item in enumerate(items, start=1):
+        v = np.unique(np.asarray(item["values"], float))
+        v = v[np.isfinite(v)]
+        color = colors[(col - 1) % len(colors)]
+        fig.add_trace(go.Scatter(x=v, y=np.zeros_like(v), mode="markers", showlegend=False, name=item["name"],
+                                 marker={"symbol": "line-ns-open", "size": 14, "color": color}), 1, col)  # fmt: skip
+        fig.add_trace(go.Histogram(x=np.asarray(item["error"], float).ravel(), nbinsx=60, showlegend=False,
+                                   name=item["name"], marker_color=color), 2, col)  # fmt: skip
+        if col > 1:  # one value and one error scale across the formats, so that widths compare by eye
+            fig.update_xaxes(matches="x", row=1, col=col)
+            fig.update_xaxes(matches=f"x{n + 1}", row=2, col=col)
+            for row in (3, 4):  # costs on one scale per row: a taller bar costs more
+                fig.update_yaxes(matches=f"y{(row - 1) * n + 1}", row=row, col=col)
+        names = [c[0] for c in item["components"]]
+        fig.add_trace(go.Bar(x=names, y=[c[1] for c in item["components"]], showlegend=False,
+                             marker_color="#1f77b4", name="area"), 3, col)  # fmt: skip
+        fig.add_trace(go.Bar(x=names, y=[c[2] for c in item["components"]], showlegend=False,
+                             marker_color="#ff7f0e", name="energy"), 4, col)  # fmt: skip
+    fig.update_yaxes(visible=False, row=1)
+    fig.update_layout(template="plotly_white", height=1000, margin={"l": 50, "r": 40, "t": 40, "b": 90})
     return fig
 
 

@@ -1,10 +1,14 @@
-"""Codebooks lowbit computes rather than stores: Lloyd-Max grids of N(0, 1)."""
+"""Codebooks lowbit computes rather than stores: Lloyd-Max grids of N(0, 1), AF4, BOF4 and BOF4-S.
+
+The slow ones (a second or more each) are kept on disk between runs by `disk_cache`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..lazy import scipy_optimize, scipy_special
+from .disk_cache import cached_codebook
 
 
 def lloyd_max_normal(n: int, tol: float = 1e-12, max_iter: int = 100_000) -> tuple[float, ...]:
@@ -12,7 +16,13 @@ def lloyd_max_normal(n: int, tol: float = 1e-12, max_iter: int = 100_000) -> tup
 
     Lloyd's iteration with exact cell centroids: the mean of N(0,1) on [a, b] is
     (phi(a) - phi(b)) / (Phi(b) - Phi(a)). Starts from the normal quantiles of the cell centres.
+    Cached on disk (`disk_cache`).
     """
+    params = {"n": n, "tol": tol, "max_iter": max_iter}
+    return cached_codebook("lloyd_max_normal", params, lambda: _lloyd_max_normal(n, tol, max_iter))
+
+
+def _lloyd_max_normal(n: int, tol: float, max_iter: int) -> tuple[float, ...]:
     ndtr, ndtri = scipy_special().ndtr, scipy_special().ndtri
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
@@ -106,13 +116,24 @@ def _shoot(dist: _BlockNormal, n: int) -> list[float]:
 def af4(block: int) -> tuple[float, ...]:
     """AbnormalFloat-4 for blocks of `block` elements (Yoshida 2023): {-1, 6 negative codes, 0,
     7 positive codes, 1}, each free code the median of its cell under the distribution of
-    w / absmax (an L1-optimal code with -1, 0 and 1 fixed), found by a median chain from 0."""
+    w / absmax (an L1-optimal code with -1, 0 and 1 fixed), found by a median chain from 0.
+    Cached on disk (`disk_cache`)."""
+    return cached_codebook("af4", {"block": block}, lambda: _af4(block))
+
+
+def _af4(block: int) -> tuple[float, ...]:
     dist = _BlockNormal(block)
     pos, neg = _shoot(dist, 7), _shoot(dist, 6)
     return tuple(sorted([-1.0, *(-v for v in neg), 0.0, *pos, 1.0]))
 
 
-def _lloyd(block: int, error: str, signed: bool, iters: int = 500, tol: float = 1e-12) -> tuple[float, ...]:
+def _lloyd(block: int, error: str, signed: bool) -> tuple[float, ...]:
+    """`_lloyd_iterate`, cached on disk (`disk_cache`)."""
+    construction = f"bof4{'s' if signed else ''}_{error}"
+    return cached_codebook(construction, {"block": block}, lambda: _lloyd_iterate(block, error, signed))
+
+
+def _lloyd_iterate(block: int, error: str, signed: bool, iters: int = 500, tol: float = 1e-12) -> tuple[float, ...]:
     """Lloyd's algorithm for the reconstruction error of w = absmax * code under the distribution
     of x = w / absmax (`_BlockNormal`). MSE: each free code is E[m^2 x | cell] / E[m^2 | cell];
     MAE: the median of its cell weighted by m. 0 and 1 are fixed, and -1 too unless `signed`

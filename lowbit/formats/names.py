@@ -7,6 +7,8 @@ import difflib
 import functools
 import re
 
+import numpy as np
+
 from . import constructions, p3109
 from .catalog import ALIASES, SCALE_FORMATS, catalog
 from .codebook import CodebookFormat, VectorCodebookFormat
@@ -28,8 +30,8 @@ _CONSTRUCTIONS = {
 
 @functools.cache
 def block_codebook(kind: str, block: int) -> ScaledFormat:
-    """AF4 / BOF4 / BOF4-S (MSE or MAE) for blocks of `block` elements, computed (about a second)
-    and cached: the codebook with an fp32 absmax per block (signed for BOF4-S)."""
+    """AF4 / BOF4 / BOF4-S (MSE or MAE) for blocks of `block` elements, computed (seconds; cached
+    on disk, see `disk_cache`): the codebook with an fp32 absmax per block (signed for BOF4-S)."""
     values = getattr(constructions, _CONSTRUCTIONS[kind])(block)
     name = f"{kind}_b{block}"
     book = CodebookFormat(values, source=f"{kind} construction for block {block}", name=f"{name}_codebook")
@@ -72,6 +74,29 @@ def _parse_generic(name: str, options: dict) -> ElementFormat | None:
     return None
 
 
+def _is_dtype(fmt) -> bool:
+    """A NumPy dtype or scalar type: np.float16, np.dtype("int8"), and ml_dtypes' types, which are
+    NumPy scalar types too (so ml_dtypes, a test extra, need not be imported to recognise them)."""
+    return isinstance(fmt, np.dtype) or (isinstance(fmt, type) and issubclass(fmt, np.generic))
+
+
+def _dtype_format(dtype: np.dtype, options: dict) -> ElementFormat | CodebookFormat | ScaledFormat:
+    """The catalog format that a dtype names: ml_dtypes' names are the catalog's element names."""
+    # ml_dtypes' types are kind 'V' (opaque bytes); NumPy's own numbers are 'f', 'i' and 'u'
+    if dtype.kind not in "fiuV" or (dtype.kind == "V" and dtype.type.__module__.split(".")[0] != "ml_dtypes"):
+        raise TypeError(f"format: dtype {dtype.name!r} is not a real number format")
+    if dtype.itemsize > 2:  # float32 is the reference every format is measured against, not a format
+        raise ValueError(
+            f"format: dtype {dtype.name!r} has no lowbit format: element formats have at most 16 bits "
+            "(float32 inputs are the reference that formats are measured against)"
+        )
+    try:
+        spec = get_format(dtype.name)
+    except ValueError:
+        raise ValueError(f"format: dtype {dtype.name!r} has no lowbit format of that name") from None
+    return get_format(spec, **options) if options else spec
+
+
 def get_format(fmt, **options) -> ElementFormat | CodebookFormat | ScaledFormat:
     """Return the frozen spec for a format name or spec.
 
@@ -80,9 +105,11 @@ def get_format(fmt, **options) -> ElementFormat | CodebookFormat | ScaledFormat:
     "intN" / "uintN", any IEEE P3109 "binaryKpP" + "s"|"u" + "e"|"f" ("binary8p3se"; see
     `lowbit.formats.p3109` for the allowed K and P and the defaults: extended domain
     non-saturating to Inf, finite domain saturating), a block-scaled or codebook name ("mxfp4",
-    "nvfp4", "nf4"), or a spec object. Keyword options replace spec fields (bias, subnormals,
-    specials, overflow, signed, ties for floats; signed, symmetric for integers; block, scale,
-    rule, asymmetric, ... for block-scaled formats, e.g. get_format("mxfp4", rule="ceil")).
+    "nvfp4", "nf4"), a spec object, or a NumPy or ml_dtypes dtype or scalar type (np.float16,
+    ml_dtypes.float8_e4m3fn, np.dtype("bfloat16"): the format of the dtype's name; float32 and
+    wider are refused). Keyword options replace spec fields (bias, subnormals, specials,
+    overflow, signed, ties for floats; signed, symmetric for integers; block, scale, rule,
+    asymmetric, ... for block-scaled formats, e.g. get_format("mxfp4", rule="ceil")).
     """
     if isinstance(fmt, (FloatFormat, IntFormat, CodebookFormat, GridFormat, ScaledFormat, VectorCodebookFormat)):
         spec = fmt
@@ -101,8 +128,10 @@ def get_format(fmt, **options) -> ElementFormat | CodebookFormat | ScaledFormat:
             if spec is None:
                 raise _unknown(fmt)
             return spec
+    elif _is_dtype(fmt):
+        return _dtype_format(np.dtype(fmt), options)
     else:
-        raise TypeError(f"format must be a name or a format spec, got {type(fmt).__name__}")
+        raise TypeError(f"format must be a name, a format spec or a NumPy / ml_dtypes dtype, got {type(fmt).__name__}")
     if not options:
         return spec
     valid = {f.name for f in dataclasses.fields(spec)} - {"name"}

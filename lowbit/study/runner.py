@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import numbers
+import os
 import signal
 import threading
 import warnings
@@ -24,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from .._version import __version__
 from ..lazy import dask_distributed
 from . import cache as point_cache
 from .point import evaluate, failed_row, payloads
 from .processes import map_local
+from .progress import Progress, reporter
 from .schema import Study, load_study
 from .store import overflow_note, overflowed, remove_stale_temporaries, write_table
 
@@ -122,11 +123,18 @@ def study_hash(study: Study) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _from_llvm(frame) -> bool:
+    """Whether the frame runs llvmlite's Python code, which LLVM calls back into from C."""
+    return f"{os.sep}llvmlite{os.sep}" in frame.f_code.co_filename
+
+
 @contextlib.contextmanager
 def _interrupts() -> Iterator[list]:
     """Ctrl-C noted as well as raised. Python prints and drops a KeyboardInterrupt raised inside a
-    finalizer (`__del__`, which Numba's LLVM objects run at any moment), so there the handler only
-    notes it, and the caller raises it at its next point. Main thread only (signals go there)."""
+    finalizer (`__del__`, which Numba's LLVM objects run at any moment), and one raised inside a
+    callback from LLVM's C code (llvmlite's object cache, while Numba compiles) leaves that code a
+    broken buffer, which crashed the process. There the handler only notes it, and the caller
+    raises it at its next point. Main thread only (signals go there)."""
     if threading.current_thread() is not threading.main_thread():
         yield []
         return
@@ -135,7 +143,7 @@ def _interrupts() -> Iterator[list]:
     def handler(signum, frame) -> None:
         noted.append(signum)
         while frame is not None:
-            if frame.f_code.co_name == "__del__":
+            if frame.f_code.co_name == "__del__" or _from_llvm(frame):
                 return
             frame = frame.f_back
         raise KeyboardInterrupt
@@ -147,13 +155,12 @@ def _interrupts() -> Iterator[list]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _rows(study: Study, todo: list[dict], cache: Path, workers: int, dask: bool, scheduler, progress: bool) -> dict:
+def _rows(study: Study, todo: list[dict], cache: Path, workers: int, dask: bool, scheduler, progress: Progress) -> dict:
     """Evaluate the points to do, caching each finished one at once; {point hash: row}."""
     rows = _dask(todo, workers, scheduler) if dask else _local(todo, workers)
     fresh: dict[str, dict] = {}
     # closing: a Ctrl-C or an error here stops the workers at once, not when the generator is collected
-    with _interrupts() as noted, contextlib.closing(rows), tqdm(total=len(todo), desc=study.name, unit="point",
-                                                              disable=not progress or not todo) as bar:  # fmt: skip
+    with _interrupts() as noted, contextlib.closing(rows), reporter(progress, len(todo), study.name) as bar:
         for row in rows:
             row = point_cache.plain_row(row)  # as a cache read gives it back: fresh and resumed tables are equal
             if row["status"] == "ok":
@@ -191,7 +198,7 @@ def run_study(
     workers: int | None = None,
     scheduler: str | None = None,
     executor: str | None = None,
-    progress: bool = True,
+    progress: Progress | str | bool = True,
     base: str | Path | None = None,
 ) -> RunResult:
     """Evaluate every point of a study (a Study or a YAML path) and write its table.
@@ -201,12 +208,15 @@ def run_study(
     workers:   local processes (default: the study's `workers`).
     scheduler: a Dask scheduler address (tcp://host:port); implies the Dask executor.
     executor:  'local' or 'dask' (default: the study's).
+    progress:  Progress.BAR, LOG or NONE, or their names; True or 'auto' (the default) is a bar on a
+               terminal and log lines elsewhere (a file, a pipe), False is none. Written to stderr.
     base:      folder that workload paths are relative to (default: the study file's folder).
     """
     if not isinstance(study, Study):
         base = base or Path(study).resolve().parent
         study = load_study(study)
     workers = _workers(workers)
+    progress = Progress.parse(progress)
     base = Path(base or ".").resolve()
     out = Path(out_dir or study.output.dir)
     path = study.table_path(out)  # checked before anything runs: inside the output folder

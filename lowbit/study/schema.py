@@ -45,7 +45,7 @@ from .datafiles import MissingTensorError, check_npy, check_safetensors, resolve
 from .errors import ECHO_CHARS, StudyError, clip, echo, error_message, error_path
 from .paths import plain_name, relative_folder, table_path
 from .store import WorkloadKind, get_metric, metric_column
-from .yamlio import read_yaml
+from .yamlio import read_yaml, with_lines
 
 SCHEMA_VERSION = 1
 ROUNDINGS = tuple(m.name.lower() for m in Rounding)  # what parse_enum reads: rne, rtz, ..., stochastic
@@ -814,4 +814,7 @@ def load_study(path: str | Path, *, allow_large: bool = False) -> Study:
     validate_study for the checks); workload paths are relative to the file's folder."""
     p = Path(path)
     data, duplicates = read_yaml(p)
-    return validate_study(data, str(p), base=p.resolve().parent, allow_large=allow_large, earlier=duplicates)
+    try:
+        return validate_study(data, str(p), base=p.resolve().parent, allow_large=allow_large, earlier=duplicates)
+    except StudyError as err:  # each problem gains the line where the file writes it
+        raise StudyError(str(p), with_lines(p, err.problems)) from None

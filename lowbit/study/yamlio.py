@@ -8,10 +8,14 @@
   MAX_SCALAR_CHARS characters of scalars (an alias bomb), or refer to a node that holds them.
 The expansion is counted on the composed node graph, where each alias is one shared node, so a
 bomb is refused in microseconds, before anything is built from it.
+
+`with_lines(path, problems)` appends to each `formats[3].block: ...` problem of a file that parsed
+the line and column where that key (or its nearest enclosing one) is written.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +211,61 @@ def _parse(text: str) -> tuple[Any, list[str]]:
         return loader.construct_document(node), [problem for _, problem in sorted(loader.duplicates)]
     finally:
         loader.dispose()
+
+
+_LAST_STEP = re.compile(r"(\.[^.\[\]]+|\[\d+\])$")  # a path's last key (.block) or index ([3])
+
+
+def with_lines(path: str | Path, problems: list[str]) -> list[str]:
+    """Each `PATH: message` problem with ` (line L, column C)` appended, where PATH, or the nearest
+    key or entry that contains it, is written in the file; other problems as they were. For schema
+    errors, found after the file parsed: if it no longer parses, the problems are returned as given."""
+    try:
+        where = _places(_text(Path(path)))
+    except (StudyError, yaml.YAMLError, RecursionError):
+        return problems
+    out = []
+    for problem in problems:
+        mark = _nearest(problem.split(": ", 1)[0], where)
+        out.append(f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem)
+    return out
+
+
+def _nearest(step_path: str, where: dict[str, Mark]) -> Mark | None:
+    while step_path:
+        if step_path in where:
+            return where[step_path]
+        shorter = _LAST_STEP.sub("", step_path)
+        if shorter == step_path:
+            return None
+        step_path = shorter
+    return None
+
+
+def _places(text: str) -> dict[str, Mark]:
+    """{study path ('formats[3].block'): where its key or entry starts} for the file's node graph;
+    a node shared by aliases is placed where it is first written."""
+    loader = LOADER(text)
+    try:
+        root = loader.get_single_node()
+    finally:
+        loader.dispose()
+    out: dict[str, Mark] = {}
+    seen: set[int] = set()
+
+    def walk(node: Node, prefix: str) -> None:
+        if id(node) in seen or isinstance(node, ScalarNode):
+            return
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            steps = [(f"{prefix}[{i}]", child.start_mark, child) for i, child in enumerate(node.value)]
+        else:
+            steps = [(f"{prefix}.{k.value}" if prefix else k.value, k.start_mark, v)
+                     for k, v in node.value if isinstance(k, ScalarNode)]  # fmt: skip
+        for here, mark, child in steps:
+            out.setdefault(here, mark)
+            walk(child, here)
+
+    if root is not None:
+        walk(root, "")
+    return out

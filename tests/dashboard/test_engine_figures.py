@@ -53,7 +53,7 @@ def test_an_engine_tables_front_runs_across_engines():
     # Ada (50, 0.02), CDNA3 (200, 0.0005); Hopper without promotion is dominated by Hopper p128
     assert sorted(zip(points.x, points.y, strict=True)) == [(50, 0.02), (100, 0.001), (100, 0.01), (200, 0.0005)]
     assert list(zip(front.x, front.y, strict=True)) == [(50, 0.02), (100, 0.001), (200, 0.0005)]
-    assert "engine: hopper wgmma.m64n8k32.f32.e4m3.e4m3, promote every 128" in front.text[1]
+    assert "engine: hopper wgmma.m64n8k32.f32.e4m3.e4m3, promote every 128" in front.hovertext[1]
     assert fig.layout.xaxis.title.text == "engine datapath area (um^2)"
     assert fig.layout.yaxis.title.text == "GEMM accumulation error" and fig.layout.yaxis.type == "log"
     # an engine column picks its metric; the energy axis reads each engine's energy

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from lowbit.dashboard import create_app, figures, views
+from lowbit.dashboard.state import PageState
 from lowbit.study import pareto_front
 
 
@@ -27,7 +28,7 @@ def test_pareto_figure_front_equals_pareto_front():
     assert list(front.x) == want.bits_per_element.tolist() and list(front.y) == want.qsnr_db.tolist()
     assert want.format.tolist() == ["a", "b", "d"]
     assert fig.layout.xaxis.title.text == "bits per element" and fig.layout.yaxis.title.text == "QSNR (dB)"
-    assert "format: b" in front.text[1]  # hover holds the spec
+    assert "format: b" in front.hovertext[1]  # hover holds the spec
 
 
 def test_lower_is_better_metrics_flip_the_front():
@@ -60,15 +61,22 @@ def test_views_on_results(results):
     assert table == ["dash.parquet"]
     c = views.choices(results, table[0])
     assert c["workload"] == ["normal", "laplace"] and "qsnr_db" in c["metric"] and "area_um2" in c["cost"]
-    fig, rows, message = views.pareto_view(results, table[0], "normal", "qsnr_db", "bits_per_element", {}, [])
-    assert message == "" and len(fig.data[0].x) == 7 and rows
+    state = PageState(table[0], "normal", "qsnr_db", "bits_per_element")
+    fig, _, rows, message = views.explorer_view(results, state)
+    assert message == "" and sum(len(t.x) for t in fig.data if t.legendgroup not in ("front", "shape")) == 7 and rows
     df = pd.read_parquet(results / table[0])
     want = pareto_front(df[df.workload == "normal"], "bits_per_element", "qsnr_db")
     assert [r["format"] for r in rows] == want.format.tolist()
+    assert c["family"] == ["FP32 scale", "FP8 scale", "MX (E8M0 scale)", "unscaled"]
+    mx = PageState(**{**vars(state), "filters": {"family": ["MX (E8M0 scale)"]}})
+    fig, _, rows, _ = views.explorer_view(results, mx)
+    assert len(fig.data[0].x) == 2  # the E8M0-scaled formats: mxfp4 and mxfp6_e2m3
     fig, rows, _ = views.pareto_view(results, table[0], "normal", "qsnr_db", "bits_per_element",
                                      {"family": ["scaled"]}, [])  # fmt: skip
-    assert len(fig.data[0].x) == 6  # the block-scaled formats: all but float8_e4m3fn
+    # the study's own family name selects too: the block-scaled formats, all but float8_e4m3fn
+    assert [t.name for t in fig.data] == ["points", "Pareto front"] and len(fig.data[0].x) == 6
     title, grid, mag, hist, bars = views.detail_view(results, table[0], None, {}, int(want.index[0]))
+    assert views.detail_style(results, table[0], int(want.index[0])) == {"display": "block"}
     assert title.startswith(want.format.iloc[0]) and len(grid.data) == 1 and len(hist.data) == 1
     cands, msg = views.design_view(results, table[0], "normal", "qsnr_db", "bits_per_element", "e3m2", 32, "e8m0",
                                    "ocp_floor", [])  # fmt: skip
@@ -81,7 +89,8 @@ def test_gemm_error_is_an_accuracy_axis(tmp_path):
     df = frame().assign(workload="g", gemm_relative_error_fp16=[0.3, 0.05, 0.06, 0.01, 0.02])
     df.to_parquet(tmp_path / "g.parquet")
     assert "gemm_relative_error_fp16" in views.choices(tmp_path, "g.parquet")["metric"]
-    fig, rows, _ = views.pareto_view(tmp_path, "g.parquet", "g", "gemm_relative_error_fp16", "bits_per_element", {}, [])
+    fig, _, rows, _ = views.explorer_view(tmp_path, PageState("g.parquet", "g", "gemm_relative_error_fp16",
+                                                            "bits_per_element"))  # fmt: skip
     assert [r["format"] for r in rows] == ["a", "b", "d"] and fig.layout.yaxis.type == "log"
 
 
@@ -113,20 +122,20 @@ def test_linearity_figure_and_view(tmp_path):
 
 
 def test_messages_for_empty_corrupt_and_failed(tmp_path):
-    fig, rows, message = views.pareto_view(tmp_path, None, None, "qsnr_db", "bits_per_element", {}, [])
+    fig, _, rows, message = views.explorer_view(tmp_path, PageState(None, None, "qsnr_db", "bits_per_element"))
     assert message.startswith("No results in") and rows == []
     (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
-    _, _, message = views.pareto_view(tmp_path, "broken.parquet", None, "qsnr_db", "bits_per_element", {}, [])
+    _, _, _, message = views.explorer_view(tmp_path, PageState("broken.parquet", None, "qsnr_db", "bits_per_element"))
     assert message.startswith("Cannot read broken.parquet")
     df = frame().assign(workload="w", status=["ok", "ok", "failed", "ok", "ok"], error=["", "", "boom", "", ""])
     df.to_parquet(tmp_path / "partial.parquet")
-    fig, _, message = views.pareto_view(tmp_path, "partial.parquet", "w", "qsnr_db", "bits_per_element", {}, [])
-    assert "1 failed point(s) left out: c on w: boom" in message and len(fig.data[0].x) == 4
+    fig, _, _, message = views.explorer_view(tmp_path, PageState("partial.parquet", "w", "qsnr_db", "bits_per_element"))
+    assert "1 failed point(s) left out: c on w: boom" in message and len(fig.data[0].x) == 4  # one group: no family
 
 
 @pytest.mark.parametrize("name", ["../dash.parquet", "/etc/passwd", "..", "sub/x.parquet", "..\\\\x.parquet"])
 def test_views_refuse_paths_outside(results, name):
-    _, rows, message = views.pareto_view(results, name, None, "qsnr_db", "bits_per_element", {}, [])
+    _, _, rows, message = views.explorer_view(results, PageState(name, None, "qsnr_db", "bits_per_element"))
     assert message.startswith("Refused") and rows == []
 
 

@@ -194,3 +194,21 @@ def test_a_ctrl_c_inside_a_finalizer_is_noted_not_lost():
         with pytest.raises(KeyboardInterrupt):
             handler(signal.SIGINT, sys._getframe())
     assert signal.getsignal(signal.SIGINT) is not handler  # restored
+
+
+def test_a_ctrl_c_inside_an_llvm_callback_is_noted_not_raised():
+    # LLVM's C code calls back into llvmlite's Python (its object cache while Numba compiles); a
+    # KeyboardInterrupt raised there left LLVM a broken buffer and crashed the process (SIGSEGV)
+    import os
+    import signal
+    import sys
+
+    from lowbit.study.runner import _interrupts
+
+    source = "def callback(handler):\n    return handler(SIGINT, _getframe())\n"
+    where = os.path.join(os.sep, "site-packages", "llvmlite", "binding", "executionengine.py")
+    space = {"SIGINT": signal.SIGINT, "_getframe": sys._getframe}
+    exec(compile(source, where, "exec"), space)  # a function whose frame is llvmlite's, as in the callback
+    with _interrupts() as noted:
+        handler = signal.getsignal(signal.SIGINT)
+        assert space["callback"](handler) is None and noted == [signal.SIGINT]

@@ -2,16 +2,26 @@
 
 fastmath is never enabled: it licenses reassociation and flush-to-zero, which break the
 bit-exact rounding the kernels exist for. numba.cuda is imported (through lowbit.lazy) only when a CUDA target is built.
+
+Compiling a kernel takes seconds; each compile (not a load from Numba's on-disk cache) is announced as
+an INFO record of the logger `lowbit.simulator.kernels.jit`, with a count. The library only logs:
+Python shows no INFO record unless someone turns it on, so tests and quiet importers see nothing; the
+`lowbit` command turns it on and prints the records on stderr.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from collections.abc import Callable, Iterator
 
 import numba
+from numba.core import event
 
 from ...lazy import numba_cuda
+
+log = logging.getLogger(__name__)
 
 CPU_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 CPU_PARALLEL_OPTIONS = {**CPU_OPTIONS, "parallel": True}
@@ -39,6 +49,35 @@ def threads_for(n: int) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
+class _CompileNotices(event.Listener):
+    """Logs each compile of a lowbit kernel that a caller started (not the functions it compiles on
+    the way), numbered from 1 in this process. Numba compiles under one lock, so the count needs none."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.count = 0
+
+    def on_start(self, ev: event.Event) -> None:
+        self.depth += 1
+        fn = getattr(ev.data.get("dispatcher"), "py_func", None)  # any compile in the process comes here
+        if self.depth > 1 or not (getattr(fn, "__module__", None) or "").startswith("lowbit."):
+            return
+        self.count += 1
+        name = fn.__name__.removesuffix("_loop")
+        if self.count == 1:
+            log.info("compiling kernels on first use (seconds each; Numba caches them on disk for later runs)")
+        log.info("compiling kernel %d: %s...", self.count, name)
+
+    def on_end(self, ev: event.Event) -> None:
+        self.depth -= 1
+
+
+@functools.cache
+def _announce_compiles() -> None:
+    """Start logging kernel compiles (once per process; the drivers' builders call it)."""
+    event.register("numba:compile", _CompileNotices())
+
+
 def cpu_device(fn: Callable) -> Callable:
     """Compile a scalar function for the CPU (inlined into the array drivers)."""
     return numba.njit(inline="always", **CPU_OPTIONS)(fn)
@@ -47,11 +86,13 @@ def cpu_device(fn: Callable) -> Callable:
 def cpu_function(fn: Callable) -> Callable:
     """Compile a function for the CPU that drivers call, neither inlined nor parallel (inlining the
     engine kernels' row functions into their parallel loops makes compilation take minutes)."""
+    _announce_compiles()
     return numba.njit(**CPU_OPTIONS)(fn)
 
 
 def cpu_parallel(fn: Callable) -> Callable:
     """Compile an array driver for the CPU with a prange loop over all cores."""
+    _announce_compiles()
     return numba.njit(**CPU_PARALLEL_OPTIONS)(fn)
 
 
@@ -62,4 +103,5 @@ def cuda_device(fn: Callable) -> Callable:
 
 def cuda_kernel(fn: Callable) -> Callable:
     """Compile a grid-stride CUDA kernel."""
+    _announce_compiles()
     return numba_cuda().jit(**CUDA_KERNEL_OPTIONS)(fn)
