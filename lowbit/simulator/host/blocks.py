@@ -16,7 +16,7 @@ never gives Inf or NaN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,7 +35,9 @@ from ..kernels.rounding import Rounding
 from . import micro as micro_exponents
 from . import scales as rules
 from .elements import draw_bits, encode_values, round_values, saturating
+from .fused_paths import FUSED_PATHS
 from .inputs import MAX_SR_BITS
+from .rows import Blocks, ElementRounding
 from .stochastic import table_codes
 
 F32 = np.float32
@@ -151,35 +153,6 @@ def _tile_rows(shape: tuple[int, ...], fmt, axis: int) -> int:
         )
     moved = [n for i, n in enumerate(shape) if i != axis]
     return int(min(rows, max(moved[-1], 1)))
-
-
-@dataclass(frozen=True)
-class Blocks:
-    """The result of quantizing rows: values, element codes (or None), scale values per block
-    (blocks, scales_per_block), and the tensor scale (decode direction, or None)."""
-
-    values: np.ndarray
-    codes: np.ndarray | None
-    scales: np.ndarray
-    tensor_scale: F32 | None
-    # double quantization: (scale codes, absmax per group of scales, offset)
-    scale_state: tuple | None = None
-    # shared micro-exponents: the shift of each sub-block (blocks, sub-blocks), uint8
-    micro: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class ElementRounding:
-    """How elements are rounded: the mode, the stochastic seed, and the target of the element
-    kernels (scales are computed on the host for every target). Stochastic rounding takes sr_bits
-    random bits per element (0: 62, the rule without sr_bits); random_bits, where given, holds
-    each element's random number in the order of the values rounded (the rows, for block formats)."""
-
-    mode: Rounding = Rounding.RNE
-    seed: int = 0
-    target: Target = Target.CPU
-    sr_bits: int = 0
-    random_bits: np.ndarray | None = field(default=None, compare=False)
 
 
 def round_elements(
@@ -400,11 +373,10 @@ def quantize_rows(
     """Quantize float32 rows (one block each) to `fmt`. The fused kernels write the values into
     `out` (rows' shape, C-contiguous) when it is given; the other paths return new arrays."""
     if not want_codes:
-        fused = fused_mx(rows, fmt, rnd, out)
-        if fused is None:
-            fused = fused_absmax(rows, fmt, rnd, out)
-        if fused is not None:
-            return _saturated(fused, fmt)
+        for path in (fused_mx, fused_absmax, *FUSED_PATHS):
+            fused = path(rows, fmt, rnd, out)
+            if fused is not None:
+                return _saturated(fused, fmt)
     # Blocks holding NaN or Inf overflow on the way and are set to NaN at the end, on purpose.
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         return _saturated(_quantize_rows(rows, fmt, rnd, want_codes), fmt)

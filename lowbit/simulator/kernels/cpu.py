@@ -9,6 +9,7 @@ import numba
 
 from . import dot_scalar, engine_scalar
 from .jit import cpu_device, cpu_function, cpu_parallel
+from .modules import KERNEL_MODULES, module_namespace
 from .scalar import CPU_LOOPS, make_kernels, retarget
 
 
@@ -17,6 +18,10 @@ def cpu_drivers() -> SimpleNamespace:
     """The drivers compiled for the CPU (built on first use; compiled code is cached on disk)."""
     namespace = make_kernels(cpu_device, prange=numba.prange)
     loops = retarget(CPU_LOOPS, cpu_parallel, namespace)
+    for module in KERNEL_MODULES:
+        ns = module_namespace(module, namespace, prange=numba.prange)
+        retarget(module.SCALAR_FUNCTIONS, cpu_device, ns)
+        loops.update(retarget(module.CPU_LOOPS, cpu_parallel, ns))
     return SimpleNamespace(**{name.removesuffix("_loop"): fn for name, fn in loops.items()})
 
 

@@ -16,6 +16,7 @@ from . import dot_scalar, engine_scalar
 from .dot_scalar import STACK, dot_one, per_product_one
 from .engine_scalar import fdpa_one, gst_one
 from .jit import cuda_device, cuda_kernel
+from .modules import KERNEL_MODULES, module_namespace
 from .scalar import (
     absmax_block,
     encode_one,
@@ -102,10 +103,16 @@ LOOPS = (
 @functools.cache
 def cuda_drivers() -> SimpleNamespace:
     """The drivers compiled for CUDA (built on first use)."""
-    namespace = {**make_kernels(cuda_device), **{f.__name__: f for f in LOOPS}}
+    base = make_kernels(cuda_device)
+    namespace = {**base, **{f.__name__: f for f in LOOPS}}
     namespace["cuda"] = numba_cuda()
-    kernels = retarget(LOOPS, cuda_kernel, namespace)
-    return SimpleNamespace(**{name.removesuffix("_loop"): fn for name, fn in kernels.items()})
+    kernels = {name.removesuffix("_loop"): fn for name, fn in retarget(LOOPS, cuda_kernel, namespace).items()}
+    for module in KERNEL_MODULES:
+        ns = module_namespace(module, base, cuda=numba_cuda())
+        retarget(module.SCALAR_FUNCTIONS, cuda_device, ns)
+        grids = retarget(module.CUDA_LOOPS, cuda_kernel, ns)
+        kernels.update({name.removesuffix("_grid"): fn for name, fn in grids.items()})
+    return SimpleNamespace(**kernels)
 
 
 def launch(kernel, n: int, stream=0):

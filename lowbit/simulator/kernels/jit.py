@@ -20,6 +20,7 @@ import numba
 from numba.core import event
 
 from ...lazy import numba_cuda
+from .cache import stamp_kernel_caches
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,15 @@ class _CompileNotices(event.Listener):
 
 @functools.cache
 def _announce_compiles() -> None:
-    """Start logging kernel compiles (once per process; the drivers' builders call it)."""
+    """Start logging kernel compiles, and stamp cached kernels by every kernel file (once per
+    process; the drivers' builders call it)."""
+    stamp_kernel_caches()
     event.register("numba:compile", _CompileNotices())
 
 
 def cpu_device(fn: Callable) -> Callable:
     """Compile a scalar function for the CPU (inlined into the array drivers)."""
+    stamp_kernel_caches()
     return numba.njit(inline="always", **CPU_OPTIONS)(fn)
 
 
