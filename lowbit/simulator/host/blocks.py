@@ -32,6 +32,7 @@ from ...formats import (
 from ..kernels.dispatch import Out, Target, device_array, launch_on_device, run, to_device
 from ..kernels.params import NanPolicy, fast_params
 from ..kernels.rounding import Rounding
+from ..kernels.scalar import KIND_FLOAT, KIND_GRID, KIND_INT, KIND_TABLE
 from . import micro as micro_exponents
 from . import scales as rules
 from .elements import draw_bits, encode_values, round_values, saturating
@@ -289,6 +290,14 @@ def fused_absmax(
         if not np.isfinite(s_enc):  # NaN or Inf in the tensor: all of it is NaN, as in the pipeline
             return Blocks(np.full_like(rows, np.nan), None, np.full((1, 1), np.nan, np.float32), None)
         level, work = 2, _chunked(rows)  # one scale: spread the elements over the cores
+    elif rows.shape[0] == 1 and _chunked(rows).shape[0] > 1:
+        # One long row (a per-channel format on a 1-D array): its scale by the pipeline's own rule
+        # from the amax of a pass over the cores, then the elements in pieces over the cores.
+        amax = _amax(_chunked(rows), rnd)
+        if not np.isfinite(amax):  # NaN or Inf in the row: all of it is NaN, as in the pipeline
+            return Blocks(np.full_like(rows, np.nan), None, np.full((1, 1), np.nan, np.float32), None)
+        s_enc = _symmetric_scale(rows, np.array([amax], np.float32), fmt, rnd)[0]
+        level, work = 2, _chunked(rows)
     else:
         s_enc = F32(1)
     args = _absmax_args(fmt, level, s_enc)
@@ -298,10 +307,30 @@ def fused_absmax(
         em, f, fs = args[3], args[7], args[8]
         run("nv_chunks", Target.CPU, work.shape[0], work, work.view(np.int32), em, F32(s_enc), f, fs, out, scales)
     else:
-        _launch("absmax", rnd, work, args, out, scales)
-    if per_tensor_mean:
+        _launch_absmax(rnd, work, args, out, scales)
+    if level == 2:  # one scale for the whole row
         return Blocks(out.reshape(rows.shape), None, scales[:1, None], None)
     return Blocks(out, None, scales[:, None], F32(F32(1) / s_enc) if two else None)
+
+
+# The CPU's absmax driver of each element kind (each compiles only its own elements).
+_KIND_DRIVERS = {
+    KIND_FLOAT: "absmax_float",
+    KIND_INT: "absmax_int",
+    KIND_TABLE: "absmax_table",
+    KIND_GRID: "absmax_grid",
+}
+
+
+def _launch_absmax(rnd: ElementRounding, rows: np.ndarray, args: tuple, out, scales) -> None:
+    """Run the fused absmax kernel on `_absmax_args`'s arguments: on CUDA one kernel for every
+    element kind; on the CPU the kind's driver, which takes neither the kind nor, except for
+    codebooks, the table arguments."""
+    if rnd.target is Target.CUDA:
+        _launch("absmax", rnd, rows, args, out, scales)
+        return
+    level, kind, *rest = args
+    _launch(_KIND_DRIVERS[kind], rnd, rows, (level, *(rest if kind == KIND_TABLE else rest[:-2])), out, scales)
 
 
 def device_rows_kernel(fmt: ScaledFormat, mode: Rounding, tensor_amax: float | None) -> tuple[str, tuple] | None:
@@ -340,6 +369,15 @@ def _finite_amax(rows: np.ndarray, rnd: ElementRounding) -> F32:
     bits = np.zeros(rows.shape[0], np.int64)
     run("finite_amax", rnd.target, rows.shape[0], rows.view(np.int32), Out(bits))
     return np.array([bits.max() if bits.size else 0], np.int64).astype(np.int32).view(np.float32)[0]
+
+
+def _amax(rows: np.ndarray, rnd: ElementRounding) -> F32:
+    """Largest |x| of the tensor (NaN where it holds NaN or Inf): each row's in a kernel pass, then
+    the largest on the host. Pass long rows (`_chunked`)."""
+    bits = np.zeros(rows.shape[0], np.int64)
+    run("amax_bits", Target.CPU, rows.shape[0], rows.view(np.int32), Out(bits))
+    top = bits.max() if bits.size else 0
+    return F32(np.nan) if top >= 0x7F800000 else np.array([top], np.int64).astype(np.int32).view(np.float32)[0]
 
 
 def abs_mean(rows: np.ndarray) -> np.ndarray:

@@ -27,6 +27,8 @@ from ..kernels.rounding import Rounding
 from .blocks import ElementRounding, dequantize_rows, layout, quantize_rows, round_elements
 from .elements import check_codes, decode_values, draw_bits, encode_values, quantize_device, quantize_flat
 from .encoded import Encoded, check_encoded
+from .fused_given import quantize_codebook
+from .fused_tiles import quantize_tiles
 from .inputs import (
     check_axis,
     check_random_bits,
@@ -278,9 +280,16 @@ def _quantize_blocked(arr: np.ndarray, prep: _Prepared, axis, sink: np.ndarray |
         values[np.isnan(rows).any(axis=1)] = np.nan
         return lay.from_rows(values)
     if isinstance(prep.fmt, (CodebookFormat, GridFormat)):
-        values = round_elements(arr, prep.fmt, _rounder(prep, arr.shape), False)[0].reshape(arr.shape)
+        rnd = _rounder(prep, arr.shape)
+        fused = quantize_codebook(arr, prep.fmt, rnd, sink)  # one kernel pass, or None
+        if fused is not None:
+            return fused
+        values = round_elements(arr, prep.fmt, rnd, False)[0].reshape(arr.shape)
         return np.where(np.isnan(arr), np.float32(np.nan), values).astype(np.float32)  # NaN stays NaN
     lay = layout(arr.shape, prep.fmt, axis)
+    tiled = quantize_tiles(arr, lay, prep.fmt, prep.mode, prep.target, sink)  # 2-D tiles in place, or None
+    if tiled is not None:
+        return tiled
     rows = lay.to_rows(arr)
     direct = sink is not None and lay.rows_are_input
     out_rows = sink.reshape(rows.shape) if direct else None

@@ -10,7 +10,9 @@ import functools
 
 import numpy as np
 
-from ...formats import FloatFormat, IntFormat, Overflow
+from ...formats import FloatFormat, IntFormat, Overflow, Ties
+from ..kernels import element_scalar as g
+from ..kernels import scalar
 from ..kernels.dispatch import Out, Target, as_device_array, device_array, launch_on_device, run, to_device
 from ..kernels.params import NanPolicy, fast_params, kernel_params
 from ..kernels.rounding import Rounding
@@ -43,6 +45,71 @@ def _fast(flat: np.ndarray, fmt: ElementLike, mode: Rounding, for_encode: bool) 
 
 
 _NO_BITS = np.zeros(0, np.int64)
+
+# Rounding modes the bit-pattern path takes (stochastic rounding draws per element: general path).
+_BITS_MODES = (Rounding.RNE, Rounding.RNA, Rounding.RTZ, Rounding.RUP, Rounding.RDOWN)
+
+
+def _bits_eligible(fmt: ElementLike) -> bool:
+    """Whether `element_scalar` rounds fmt: a float format whose every value is a float32 and
+    whose quantum is uniform below float32's lowest normal binade (see that module)."""
+    return (
+        isinstance(fmt, FloatFormat)
+        and fmt.man_bits <= 22  # the rounding point t is then at least 1 (see rounded_magnitude)
+        and fmt.emin >= -127
+        and fmt.min_subnormal_exponent >= -149
+        and fmt.emax <= 127
+    )
+
+
+def _f32_bits(value: float) -> int:
+    """The float32 bit pattern of a float64 value as a signed int32 (its narrowing, as the
+    kernels narrow table values)."""
+    return int(np.array(value, np.float64).astype(np.float32).view(np.int32))
+
+
+def _code_bits(code: int, table: np.ndarray) -> int:
+    """The int32 result of the general path for a code (-1: NaN without a NaN code)."""
+    return _f32_bits(np.nan if code < 0 else table[code])
+
+
+def bits_kind(fmt: FloatFormat, mode: Rounding) -> int:
+    """How `element_scalar` rounds the magnitude under mode (its ROUND_* constants)."""
+    if mode is Rounding.RNA or (mode is Rounding.RNE and fmt.ties is Ties.AWAY):
+        return g.ROUND_TIES_UP
+    return g.ROUND_EVEN if mode is Rounding.RNE else g.ROUND_DIRECTED
+
+
+@functools.cache
+def bits_params(fmt: ElementLike, mode: Rounding) -> np.ndarray | None:
+    """The int64 vector of `element_scalar` for fmt under mode, or None where that path does not
+    apply. The results that do not depend on the magnitude come from the general path's own
+    scalar functions (`scalar.encode_one`, `scalar.finish_float`), run here in Python, so they
+    are its results by construction. Cached per format and mode: the kernels only read it."""
+    if mode not in _BITS_MODES or not _bits_eligible(fmt):
+        return None
+    p = kernel_params(fmt)
+    table = np.asarray(fmt.values, dtype=np.float64)
+    m, emin = fmt.man_bits, fmt.emin
+    out = np.zeros(g.G_COUNT, np.int64)
+    out[g.G_M], out[g.G_EMIN], out[g.G_C] = m, emin, p[scalar.P_C]
+    out[g.G_MAXBITS] = _f32_bits(fmt.max)
+    out[g.G_MINBITS] = 0 if fmt.subnormals else _f32_bits(fmt.min_normal)
+    out[g.G_QBITS] = _f32_bits(np.ldexp(1.0, emin - m))
+    out[g.G_HALFBITS] = _f32_bits(np.ldexp(1.0, emin - m - 1)) if emin - m - 1 >= -149 else 0
+    out[g.G_SIGNED] = fmt.signed
+    out[g.G_SMALL_ODD] = p[scalar.P_C] & 1
+    out[g.G_UP_POS], out[g.G_UP_NEG] = mode is Rounding.RUP, mode is Rounding.RDOWN
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan], np.float32).view(np.int32)
+    for index, b in zip(range(g.G_ZERO_POS, g.G_NAN_NEG + 1), specials, strict=True):
+        out[index] = _code_bits(scalar.encode_one(int(b), 0, 23, 8, p, int(mode), 0, 0, _NO_BITS), table)
+    for neg in (0, 1):
+        over = scalar.finish_float(p[scalar.P_MAXMAG] + 1, neg, p, int(mode))
+        out[g.G_OVER_POS + neg] = _code_bits(over, table)
+        out[g.G_ROUND_ZERO_POS + neg] = _code_bits(scalar.finish_float(0, neg, p, int(mode)), table)
+    negative = scalar.finish_float(min(1, p[scalar.P_MAXMAG]), 1, p, int(mode))
+    out[g.G_NEG_UNSIGNED] = _code_bits(negative, table)
+    return out
 
 
 def random_args(sr_bits: int, random_bits: np.ndarray | None) -> tuple[int, np.ndarray]:
@@ -84,6 +151,11 @@ def quantize_flat(
             else ("quantize_int" if isinstance(fmt, IntFormat) else "quantize_float")
         )
         run(kernel, target, flat.size, flat, fast, Out(out))
+        return out
+    rounding = bits_params(fmt, mode) if flat.dtype == np.float32 else None
+    if rounding is not None:
+        kind = bits_kind(fmt, mode)
+        run("quantize_bits", target, flat.size, flat.view(np.int32), rounding, kind, Out(out.view(np.int32)))
         return out
     bits, in_m, in_e = bits_view(flat)
     table = np.asarray(fmt.values, dtype=np.float64)

@@ -11,4 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-FUSED_PATHS: tuple[Callable, ...] = ()
+from .fused_given import fused_given
+from .fused_micro import fused_micro
+from .fused_search import FUSED_SEARCH
+
+FUSED_PATHS: tuple[Callable, ...] = (fused_given, fused_micro, *FUSED_SEARCH)

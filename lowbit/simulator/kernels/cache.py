@@ -19,14 +19,19 @@ from numba.core import caching
 _DIR = Path(__file__).parent
 
 
-@functools.cache
-def kernel_sources_stamp() -> str:
-    """SHA-256 over the names and contents of every kernel source file (read once per process)."""
+def files_stamp(directory: Path) -> str:
+    """SHA-256 over the names and contents of every Python file in `directory`, in name order."""
     h = hashlib.sha256()
-    for path in sorted(_DIR.glob("*.py")):
+    for path in sorted(directory.glob("*.py")):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+@functools.cache
+def kernel_sources_stamp() -> str:
+    """The stamp of every kernel source file (read once per process)."""
+    return files_stamp(_DIR)
 
 
 class _KernelFilesStamp:

@@ -71,10 +71,8 @@ def mx_loop(x, xb, rule, emax, mbits, max_pos, step, f, is_int, out, scales):
 
 
 def absmax_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
-    q = fast_tuple(f)
-    qs = fast_tuple(fs)
     for k in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-        absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, qs, mids, table, out, scales)
+        absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales)
 
 
 def finite_amax_loop(xb, out):

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ...lazy import numba_cuda
-from .cpu import cpu_dot_drivers, cpu_drivers, cpu_engine_drivers
+from .cpu import RowDriver, cpu_dot_drivers, cpu_drivers, cpu_engine_drivers
 from .cuda import cuda_dot_drivers, cuda_drivers, cuda_engine_drivers, launch
 
 
@@ -58,7 +58,11 @@ def run(kernel: str, target: Target, n: int, *args, suite: Suite = Suite.ELEMENT
     """
     fn = getattr(drivers(target, suite), kernel)
     if target is not Target.CUDA:
-        fn(*(a.array if isinstance(a, Out) else a for a in args))
+        host = (a.array if isinstance(a, Out) else a for a in args)
+        if isinstance(fn, RowDriver):  # a function over ranges of the n rows
+            fn(n, *host)
+        else:
+            fn(*host)
         return
     cuda = numba_cuda()
     device = [_to_device(cuda, a) for a in args]

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import scalar
+from . import element_scalar, given_scalar, micro_scalar, scalar, search_scalar, tile_scalar
 
-KERNEL_MODULES: tuple[ModuleType, ...] = ()
+KERNEL_MODULES: tuple[ModuleType, ...] = (tile_scalar, element_scalar, micro_scalar, given_scalar, search_scalar)
 
 
 def module_namespace(module: ModuleType, base: dict, **extra_globals) -> dict:

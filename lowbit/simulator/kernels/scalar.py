@@ -464,9 +464,10 @@ def mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales)
             out[k, i] = np.float32(r * dec)
 
 
-def mx_loop(x, xb, rule, emax, mbits, max_pos, step, f, is_int, out, scales):
+def mx_rows(lo, hi, x, xb, rule, emax, mbits, max_pos, step, f, is_int, out, scales):
+    """Rows lo to hi - 1 of x with power-of-two block scales (CUDA: `mx_block` per row)."""
     q = fast_tuple(f)
-    for k in prange(x.shape[0]):
+    for k in range(lo, hi):
         mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales)
 
 
@@ -544,31 +545,25 @@ def table_block(x, k, enc, dec, post, mids, zero_mid, table, out):
     element path. `mids` is padded with +Inf to 16 entries, `table` to 17."""
     t0, t1, t2, t3, t4, t5, t6, t7 = mids[0], mids[1], mids[2], mids[3], mids[4], mids[5], mids[6], mids[7]
     t8, t9, t10, t11, t12, t13, t14, t15 = mids[8], mids[9], mids[10], mids[11], mids[12], mids[13], mids[14], mids[15]
-    z = scaled_entry(table, 0, dec, post)
-    a0, a1, a2, a3 = (
-        scaled_entry(table, 1, dec, post),
-        scaled_entry(table, 2, dec, post),
-        scaled_entry(table, 3, dec, post),
-        scaled_entry(table, 4, dec, post),
-    )
-    a4, a5, a6, a7 = (
-        scaled_entry(table, 5, dec, post),
-        scaled_entry(table, 6, dec, post),
-        scaled_entry(table, 7, dec, post),
-        scaled_entry(table, 8, dec, post),
-    )
-    a8, a9, a10, a11 = (
-        scaled_entry(table, 9, dec, post),
-        scaled_entry(table, 10, dec, post),
-        scaled_entry(table, 11, dec, post),
-        scaled_entry(table, 12, dec, post),
-    )
-    a12, a13, a14, a15 = (
-        scaled_entry(table, 13, dec, post),
-        scaled_entry(table, 14, dec, post),
-        scaled_entry(table, 15, dec, post),
-        scaled_entry(table, 16, dec, post),
-    )
+    # Each entry scaled as `scaled_entry` does, written out: an inlined call costs Numba a copy of
+    # its IR, and seventeen of them most of this function's compile time.
+    z = np.float32(np.float32(table[0] * dec) * post)
+    a0 = np.float32(np.float32(table[1] * dec) * post)
+    a1 = np.float32(np.float32(table[2] * dec) * post)
+    a2 = np.float32(np.float32(table[3] * dec) * post)
+    a3 = np.float32(np.float32(table[4] * dec) * post)
+    a4 = np.float32(np.float32(table[5] * dec) * post)
+    a5 = np.float32(np.float32(table[6] * dec) * post)
+    a6 = np.float32(np.float32(table[7] * dec) * post)
+    a7 = np.float32(np.float32(table[8] * dec) * post)
+    a8 = np.float32(np.float32(table[9] * dec) * post)
+    a9 = np.float32(np.float32(table[10] * dec) * post)
+    a10 = np.float32(np.float32(table[11] * dec) * post)
+    a11 = np.float32(np.float32(table[12] * dec) * post)
+    a12 = np.float32(np.float32(table[13] * dec) * post)
+    a13 = np.float32(np.float32(table[14] * dec) * post)
+    a14 = np.float32(np.float32(table[15] * dec) * post)
+    a15 = np.float32(np.float32(table[16] * dec) * post)
     for i in range(x.shape[1]):
         v = np.float32(x[k, i] * enc)
         r = a0 if t0 <= v else z
@@ -610,76 +605,268 @@ def nv_enc(dec, post):
     return np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / np.float32(dec * post))
 
 
-def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, qs, mids, table, out, scales):
-    """Quantize row k of x with an absmax scale: one level (amax / max(element), clamped to
-    [smin, smax] where those are positive, rounded to the scale format when qs[F_SPLIT] > 0), or
-    NVFP4's two levels under the tensor scale s_enc. Same float32 steps as `simulator.blocks`."""
-    n = x.shape[1]
-    abits = 0
-    if level != ABS_FIXED:  # a given scale needs no amax (the host handles a non-finite one)
-        for i in range(n):
-            abits = max(abits, np.int64(xb[k, i]) & 0x7FFFFFFF)
-    if abits >= 0x7F800000:
-        for i in range(n):
-            out[k, i] = math.nan
-        scales[k] = math.nan
-        return
-    amax = float_of_bits(abits)
-    post = np.float32(1.0)
+def absmax_post(level, s_enc):
+    """The factor after the scale: 1 / S_enc for NVFP4's two levels, else 1."""
+    return np.float32(np.float32(1.0) / s_enc) if level == ABS_NV_TWO_LEVEL else np.float32(1.0)
+
+
+def absmax_dec(amax, level, elem_max, smin, smax, s_enc, qs):
+    """The scale of a block of largest |x| amax (finite): one level (amax / max(element), clamped
+    to [smin, smax] where those are positive, rounded to the scale format when qs[F_SPLIT] > 0),
+    NVFP4's two levels under the tensor scale s_enc, or the given scale s_enc. Same float32 steps
+    as `simulator.blocks`."""
     if level == ABS_FIXED:
-        dec = s_enc
-        enc = np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / dec)
-    elif level == ABS_NV_TWO_LEVEL:
-        post = np.float32(np.float32(1.0) / s_enc)
-        dec = nv_dec(amax, np.float32(s_enc * np.float32(np.float32(1.0) / elem_max)), qs)
-        enc = nv_enc(dec, post)
-    else:
-        dec = np.float32(amax / elem_max)
-        if smin > 0:
-            dec = max(dec, smin)
-        if smax > 0:
-            dec = min(dec, smax)
-        if qs[F_SPLIT] > 0:
-            dec = np.float32(quantize_fast_float(dec, qs))
-        enc = np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / dec)
-    scales[k] = dec
-    # A scale below 2^-128 has no float32 reciprocal: divide instead (the pipeline does the same).
-    div = divide or enc > np.float32(3.4028234663852886e38)
-    den = np.float32(dec * post) if level == ABS_NV_TWO_LEVEL else dec
-    if kind == KIND_TABLE and not div and mids.size == 16:
-        table_block(x, k, enc, dec, post, mids, np.int64(q[1]), table, out)
-    elif div and den != 0 and kind == KIND_FLOAT:  # x / scale, vectorised (torchao's single level)
-        for i in range(n):
-            # a clamped scale does not bound x / scale: the full path handles any magnitude
-            r = quantize_fast_float(np.float32(x[k, i] / den), q)
+        return s_enc
+    if level == ABS_NV_TWO_LEVEL:
+        return nv_dec(amax, np.float32(s_enc * np.float32(np.float32(1.0) / elem_max)), qs)
+    dec = np.float32(amax / elem_max)
+    if smin > 0:
+        dec = max(dec, smin)
+    if smax > 0:
+        dec = min(dec, smax)
+    if qs[F_SPLIT] > 0:
+        dec = np.float32(quantize_fast_float(dec, qs))
+    return dec
+
+
+def absmax_enc(dec, level, post):
+    """The factor elements are x times: 1 / (dec * post) for NVFP4, else 1 / dec (0 for a 0 scale)."""
+    if level == ABS_NV_TWO_LEVEL:
+        return nv_enc(dec, post)
+    return np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / dec)
+
+
+def row_amax_bits(xb, k):
+    """Bit pattern of the largest |x| of row k of the int32 view xb: |x| orders like its bit
+    pattern without the sign bit, and NaN and Inf (0x7F800000 and above) sort above every number."""
+    abits = 0
+    for i in range(xb.shape[1]):
+        abits = max(abits, np.int64(xb[k, i]) & 0x7FFFFFFF)
+    return abits
+
+
+def amax_bits_rows(lo, hi, xb, out):
+    """out[k] = `row_amax_bits` of rows lo to hi - 1 of the int32 view xb."""
+    for k in range(lo, hi):
+        out[k] = row_amax_bits(xb, k)
+
+
+def absmax_scale(xb, k, level, elem_max, smin, smax, s_enc, qs):
+    """(bad, dec, enc, post) of row k with an absmax scale (`absmax_dec`); bad: the row holds NaN
+    or Inf. A given scale (ABS_FIXED) needs no amax (the host handles a non-finite one)."""
+    abits = 0 if level == ABS_FIXED else row_amax_bits(xb, k)
+    post = absmax_post(level, s_enc)
+    if abits >= 0x7F800000:
+        return True, np.float32(math.nan), np.float32(0.0), post
+    dec = absmax_dec(float_of_bits(abits), level, elem_max, smin, smax, s_enc, qs)
+    return False, dec, absmax_enc(dec, level, post), post
+
+
+def absmax_scales(lo, hi, xb, level, elem_max, smin, smax, s_enc, fs, dec, enc):
+    """`absmax_scale` of rows lo to hi - 1 into dec[: hi - lo] and enc[: hi - lo], with a NaN dec
+    for a row holding NaN or Inf (no finite row's scale is NaN: the scale format saturates). The
+    amax of every row first, then the scales in loops over rows, which vectorise where a scale
+    between the element loops of each row cannot."""
+    qs = fast_tuple(fs)
+    post = absmax_post(level, s_enc)
+    for k in range(lo, hi):
+        abits = 0 if level == ABS_FIXED else row_amax_bits(xb, k)
+        dec[k - lo] = float_of_bits(abits) if abits < 0x7F800000 else np.float32(math.nan)
+    for j in range(hi - lo):
+        a = dec[j]
+        dec[j] = a if a != a else absmax_dec(a, level, elem_max, smin, smax, s_enc, qs)
+    for j in range(hi - lo):
+        enc[j] = absmax_enc(dec[j], level, post)
+
+
+def nan_row(k, out, scales):
+    """Row k of a block holding NaN or Inf: NaN values and scale."""
+    for i in range(out.shape[1]):
+        out[k, i] = math.nan
+    scales[k] = math.nan
+
+
+def absmax_divides(divide, enc):
+    """Whether elements are x / scale: where the format says so, or where the scale (below
+    2^-128) has no float32 reciprocal (the pipeline does the same)."""
+    return divide or enc > np.float32(3.4028234663852886e38)
+
+
+def absmax_den(dec, post, level):
+    """The divisor of x where elements divide: dec_b * (1 / S_enc) for NVFP4, else the scale."""
+    return np.float32(dec * post) if level == ABS_NV_TWO_LEVEL else dec
+
+
+# Elements of row k of x under the absmax scale (dec, enc, post), one function per element kind.
+def absmax_int_elements(x, k, level, divide, dec, enc, post, q, out):
+    """Integer elements."""
+    if absmax_divides(divide, enc):
+        den = absmax_den(dec, post, level)
+        for i in range(x.shape[1]):
+            r = quantize_fast_int(np.float32(0.0) if den == 0 else np.float32(x[k, i] / den), q)
             out[k, i] = np.float32(np.float32(r * dec) * post)
-    elif kind == KIND_GRID:
-        if div and den == 0:  # an all-zero block: every element is 0
-            grid_block(x, k, False, den, np.float32(0.0), dec, post, q, out)
-        else:
-            grid_block(x, k, div, den, enc, dec, post, q, out)
-    elif div or kind >= KIND_TABLE:  # codebook elements
-        for i in range(n):
-            if div:
-                v = np.float32(0.0) if den == 0 else np.float32(x[k, i] / den)
-            else:
-                v = np.float32(x[k, i] * enc)
-            r = round_element(v, kind, q, mids, table)
-            out[k, i] = np.float32(np.float32(r * dec) * post)
-    elif kind == KIND_INT:  # the common cases get loops without tests, which vectorise
-        for i in range(n):
+    else:  # the common case gets a loop without tests, which vectorises
+        for i in range(x.shape[1]):
             r = quantize_finite_int(np.float32(x[k, i] * enc), q)
             out[k, i] = np.float32(np.float32(r * dec) * post)
-    elif level == ABS_NV_TWO_LEVEL or (level == ABS_ONE_LEVEL and smax <= 0 and qs[F_SPLIT] == 0):
-        # The scale is amax / max(element) itself (or NVFP4's), so |x * enc| stays near max(element).
-        for i in range(n):
+
+
+def absmax_float_bounded(level, smax, qs):
+    """Whether |x * enc| stays near max(element): the scale is amax / max(element) itself (or
+    NVFP4's), neither clamped from above nor rounded."""
+    return level == ABS_NV_TWO_LEVEL or (level == ABS_ONE_LEVEL and smax <= 0 and qs[F_SPLIT] == 0)
+
+
+def absmax_float_elements(x, k, level, divide, bounded, dec, enc, post, q, out):
+    """Float elements (`bounded`: `absmax_float_bounded`)."""
+    if absmax_divides(divide, enc):  # x / scale (torchao's single level): the full path
+        den = absmax_den(dec, post, level)
+        for i in range(x.shape[1]):
+            r = quantize_fast_float(np.float32(0.0) if den == 0 else np.float32(x[k, i] / den), q)
+            out[k, i] = np.float32(np.float32(r * dec) * post)
+    elif bounded:
+        for i in range(x.shape[1]):
             r = quantize_finite_float(np.float32(x[k, i] * enc), q)
             out[k, i] = np.float32(np.float32(r * dec) * post)
-    else:
-        # A clamped, saturated or given scale does not bound x * enc: the full path.
-        for i in range(n):
+    else:  # a clamped, saturated or given scale does not bound x * enc: the full path
+        for i in range(x.shape[1]):
             r = quantize_fast_float(np.float32(x[k, i] * enc), q)
             out[k, i] = np.float32(np.float32(r * dec) * post)
+
+
+def absmax_table_elements(x, k, level, divide, dec, enc, post, q, mids, table, out):
+    """Codebook elements (`q[0]` flags a midpoint at exactly 0, `q[1]` is its index)."""
+    div = absmax_divides(divide, enc)
+    if not div and mids.size == 16:
+        table_block(x, k, enc, dec, post, mids, np.int64(q[1]), table, out)
+        return
+    den = absmax_den(dec, post, level)
+    for i in range(x.shape[1]):
+        if div:
+            v = np.float32(0.0) if den == 0 else np.float32(x[k, i] / den)
+        else:
+            v = np.float32(x[k, i] * enc)
+        r = table[nearest_index(v, mids) + (positive_zero(v) if q[0] != 0 else 0)]
+        out[k, i] = np.float32(np.float32(r * dec) * post)
+
+
+def absmax_grid_elements(x, k, level, divide, dec, enc, post, q, out):
+    """Grid elements."""
+    div = absmax_divides(divide, enc)
+    den = absmax_den(dec, post, level)
+    if div and den == 0:  # an all-zero block: every element is 0
+        grid_block(x, k, False, den, np.float32(0.0), dec, post, q, out)
+    else:
+        grid_block(x, k, div, den, enc, dec, post, q, out)
+
+
+def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
+    """Quantize row k of x with an absmax scale (`absmax_scale`) and elements of `kind` (CUDA's
+    thread per row; the CPU's row functions take the scales of many rows at once)."""
+    q = fast_tuple(f)
+    qs = fast_tuple(fs)
+    bad, dec, enc, post = absmax_scale(xb, k, level, elem_max, smin, smax, s_enc, qs)
+    if bad:
+        nan_row(k, out, scales)
+        return
+    scales[k] = dec
+    if kind == KIND_TABLE:
+        absmax_table_elements(x, k, level, divide, dec, enc, post, q, mids, table, out)
+    elif kind == KIND_GRID:
+        absmax_grid_elements(x, k, level, divide, dec, enc, post, q, out)
+    elif kind == KIND_INT:
+        absmax_int_elements(x, k, level, divide, dec, enc, post, q, out)
+    else:
+        absmax_float_elements(x, k, level, divide, absmax_float_bounded(level, smax, qs), dec, enc, post, q, out)
+
+
+# ----- CPU row functions over a range of rows (see ROW_FUNCTIONS) -------------------------------
+# Rows are taken a chunk at a time: the scales of the chunk's rows in one call (`absmax_scales`,
+# compiled once for every kind), then each row's elements. A chunk holds about ROWS_CHUNK elements,
+# so that its rows are still in cache when the elements are read again after the amax.
+ROWS_CHUNK = 1 << 13
+
+
+def rows_per_chunk(n):
+    """Rows of n elements per chunk (at least 1)."""
+    return max(1, ROWS_CHUNK // max(n, 1))
+
+
+def absmax_int_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, f, fs, out, scales):
+    """Rows lo to hi - 1 of x (xb: its int32 view) with an absmax scale and integer elements."""
+    q = fast_tuple(f)
+    post = absmax_post(level, s_enc)
+    per = rows_per_chunk(x.shape[1])
+    dec = np.empty(per, np.float32)
+    enc = np.empty(per, np.float32)
+    for c in range(lo, hi, per):
+        top = min(c + per, hi)
+        absmax_scales(c, top, xb, level, elem_max, smin, smax, s_enc, fs, dec, enc)
+        for k in range(c, top):
+            d = dec[k - c]
+            if d != d:
+                nan_row(k, out, scales)
+                continue
+            scales[k] = d
+            absmax_int_elements(x, k, level, divide, d, enc[k - c], post, q, out)
+
+
+def absmax_float_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, f, fs, out, scales):
+    """Rows lo to hi - 1 of x (xb: its int32 view) with an absmax scale and float elements."""
+    q = fast_tuple(f)
+    post = absmax_post(level, s_enc)
+    bounded = absmax_float_bounded(level, smax, fast_tuple(fs))
+    per = rows_per_chunk(x.shape[1])
+    dec = np.empty(per, np.float32)
+    enc = np.empty(per, np.float32)
+    for c in range(lo, hi, per):
+        top = min(c + per, hi)
+        absmax_scales(c, top, xb, level, elem_max, smin, smax, s_enc, fs, dec, enc)
+        for k in range(c, top):
+            d = dec[k - c]
+            if d != d:
+                nan_row(k, out, scales)
+                continue
+            scales[k] = d
+            absmax_float_elements(x, k, level, divide, bounded, d, enc[k - c], post, q, out)
+
+
+def absmax_table_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
+    """Rows lo to hi - 1 of x (xb: its int32 view) with an absmax scale and codebook elements."""
+    q = fast_tuple(f)
+    post = absmax_post(level, s_enc)
+    per = rows_per_chunk(x.shape[1])
+    dec = np.empty(per, np.float32)
+    enc = np.empty(per, np.float32)
+    for c in range(lo, hi, per):
+        top = min(c + per, hi)
+        absmax_scales(c, top, xb, level, elem_max, smin, smax, s_enc, fs, dec, enc)
+        for k in range(c, top):
+            d = dec[k - c]
+            if d != d:
+                nan_row(k, out, scales)
+                continue
+            scales[k] = d
+            absmax_table_elements(x, k, level, divide, d, enc[k - c], post, q, mids, table, out)
+
+
+def absmax_grid_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, f, fs, out, scales):
+    """Rows lo to hi - 1 of x (xb: its int32 view) with an absmax scale and grid elements."""
+    q = fast_tuple(f)
+    post = absmax_post(level, s_enc)
+    per = rows_per_chunk(x.shape[1])
+    dec = np.empty(per, np.float32)
+    enc = np.empty(per, np.float32)
+    for c in range(lo, hi, per):
+        top = min(c + per, hi)
+        absmax_scales(c, top, xb, level, elem_max, smin, smax, s_enc, fs, dec, enc)
+        for k in range(c, top):
+            d = dec[k - c]
+            if d != d:
+                nan_row(k, out, scales)
+                continue
+            scales[k] = d
+            absmax_grid_elements(x, k, level, divide, d, enc[k - c], post, q, out)
 
 
 def finite_amax_row(xb, k):
@@ -721,29 +908,28 @@ NV_CHUNK = 1024
 NV_BLOCK = 16
 
 
-def nv_chunks_loop(x, xb, elem_max, s_enc, f, fs, out, scales):
-    """NVFP4 two-level on the CPU, a chunk of blocks at a time: the amax of every block first,
-    then all their scales in one loop over blocks (which vectorises, where a scale per block in
-    between element loops cannot), then the elements. The same scalar steps as `absmax_block`."""
+def nv_chunks_rows(first, last, x, xb, elem_max, s_enc, f, fs, out, scales):
+    """NVFP4 two-level on the CPU, blocks first to last - 1 (rows of x) a chunk at a time: the amax
+    of every block first, then all their scales in one loop over blocks (which vectorises, where a
+    scale per block in between element loops cannot), then the elements. The same scalar steps as
+    `absmax_float_rows`."""
     q = fast_tuple(f)
     qs = fast_tuple(fs)
     post = np.float32(np.float32(1.0) / s_enc)
     s_over = np.float32(s_enc * np.float32(np.float32(1.0) / elem_max))
-    nb = x.shape[0]
     n = x.shape[1]
-    for c in prange((nb + NV_CHUNK - 1) // NV_CHUNK):
-        lo = c * NV_CHUNK
-        hi = min(lo + NV_CHUNK, nb)
-        amax = np.empty(hi - lo, np.float32)
-        bad = np.empty(hi - lo, np.bool_)
+    amax = np.empty(NV_CHUNK, np.float32)
+    bad = np.empty(NV_CHUNK, np.bool_)
+    dec = np.empty(NV_CHUNK, np.float32)
+    enc = np.empty(NV_CHUNK, np.float32)
+    for lo in range(first, last, NV_CHUNK):
+        hi = min(lo + NV_CHUNK, last)
         for kb in range(lo, hi):
             abits = 0
             for i in range(n):
                 abits = max(abits, np.int64(xb[kb, i]) & 0x7FFFFFFF)
             bad[kb - lo] = abits >= 0x7F800000
             amax[kb - lo] = float_of_bits(abits) if abits < 0x7F800000 else np.float32(0.0)
-        dec = np.empty(hi - lo, np.float32)
-        enc = np.empty(hi - lo, np.float32)
         for j in range(hi - lo):
             dec[j] = nv_dec(amax[j], s_over, qs)
         for j in range(hi - lo):
@@ -755,7 +941,7 @@ def nv_chunks_loop(x, xb, elem_max, s_enc, f, fs, out, scales):
                 for i in range(n):
                     out[kb, i] = math.nan
                 scales[kb] = math.nan
-            elif e > np.float32(3.4028234663852886e38):  # no float32 reciprocal: divide, as absmax_block
+            elif e > np.float32(3.4028234663852886e38):  # no float32 reciprocal: divide, as absmax_float_rows
                 scales[kb] = d
                 den = np.float32(d * post)
                 for i in range(n):
@@ -774,13 +960,6 @@ def nv_elements(x, kb, n, e, d, post, q, out):
     for i in range(n):
         r = quantize_finite_float(np.float32(x[kb, i] * e), q)
         out[kb, i] = np.float32(np.float32(r * d) * post)
-
-
-def absmax_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
-    q = fast_tuple(f)
-    qs = fast_tuple(fs)
-    for k in prange(x.shape[0]):
-        absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, q, qs, mids, table, out, scales)
 
 
 def quantize_float_loop(x, f, out):
@@ -823,11 +1002,8 @@ CPU_LOOPS = (
     quantize_int_loop,
     encode_fast_loop,
     fwht_loop,
-    mx_loop,
-    absmax_loop,
     finite_amax_loop,
     abs_sum_loop,
-    nv_chunks_loop,
 )
 SCALAR_FUNCTIONS = (
     mul32,
@@ -864,9 +1040,38 @@ SCALAR_FUNCTIONS = (
     nv_dec,
     nv_enc,
     nv_elements,
+    absmax_post,
+    absmax_dec,
+    absmax_enc,
+    row_amax_bits,
+    absmax_scale,
+    nan_row,
+    absmax_divides,
+    absmax_den,
+    absmax_int_elements,
+    absmax_float_bounded,
+    absmax_float_elements,
+    absmax_table_elements,
+    absmax_grid_elements,
     absmax_block,
+    rows_per_chunk,
     finite_amax_row,
 )
+# CPU functions f(lo, hi, *args) over a range of rows, each a unit of compilation (not inlined, not
+# parallel), run over ranges of all the rows on worker threads (`cpu.RowDriver`): that spares
+# Numba's parallel lowering (seconds per driver), and each element kind compiles only where a
+# format uses it. Their element steps are the scalar functions CUDA's drivers call per row.
+ROW_FUNCTIONS = (
+    mx_rows,
+    absmax_int_rows,
+    absmax_float_rows,
+    absmax_table_rows,
+    absmax_grid_rows,
+    nv_chunks_rows,
+    amax_bits_rows,
+)
+# What the row functions call without inlining it: compiled once for all of them.
+CALLED_FUNCTIONS = (absmax_scales,)
 
 
 def retarget(functions, jit: Callable[[Callable], Callable], namespace: dict) -> dict[str, Callable]:
