@@ -14,6 +14,7 @@ if not cuda.is_available():
 
 import lowbit  # noqa: E402
 import lowbit.torch as lt  # noqa: E402
+from lowbit.formats import ScaleRule  # noqa: E402
 from lowbit.simulator import Rounding  # noqa: E402
 from lowbit.simulator.host.blocks import device_rows_kernel  # noqa: E402
 
@@ -71,5 +72,7 @@ def test_every_catalog_format_with_target_cuda(fmt):
     # element formats run the CUDA element kernels, fused block formats the device path above, the others
     # their host pipeline; every one gives the CPU's bits
     x = _edge((5, 64), seed=4)
+    if getattr(lowbit.get_format(fmt), "rule", None) is ScaleRule.MSE:  # up to 51 candidates a block, at Python speed
+        x = x[:2, :16].contiguous()
     got = lt.quantize(x, fmt, target="cuda")
     assert np.array_equal(_bits(got.numpy()), _bits(lowbit.quantize(x.numpy(), fmt)))

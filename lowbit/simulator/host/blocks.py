@@ -39,6 +39,7 @@ from .elements import draw_bits, encode_values, round_values, saturating
 from .fused_paths import FUSED_PATHS
 from .inputs import MAX_SR_BITS
 from .rows import Blocks, ElementRounding
+from .statistics import abs_mean, finite_amax, pow2_element_args
 from .stochastic import table_codes
 
 F32 = np.float32
@@ -193,27 +194,13 @@ def _table_stochastic(v: np.ndarray, e: CodebookFormat | GridFormat, rnd: Elemen
     return e.table[k], (k.astype(e.code_dtype) if want_codes else None)
 
 
-_RULE_CODES = {ScaleRule.OCP_FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2, ScaleRule.RCEIL: 3}
-
-
 def _mx_args(fmt: ScaledFormat, mode: Rounding) -> tuple | None:
     """The fused power-of-two kernel's format arguments, or None where it does not apply (other
     modes, elements outside the vectorised path, micro-exponents: the kernel has no sub-block shift)."""
     if not fmt.rule.power_of_two or mode is not Rounding.RNE or fmt.micro is not None:
         return None
-    f = fast_params(saturating(fmt.element), False)
-    if f is None:
-        return None
-    e = fmt.element
-    return (
-        _RULE_CODES[fmt.rule],
-        fmt.element_emax,
-        fmt.element_mantissa_bits,
-        F32(fmt.element_max),
-        F32(fmt.element_step),
-        f,
-        isinstance(e, IntFormat),
-    )
+    args = pow2_element_args(fmt)
+    return None if args is None else (*args, isinstance(fmt.element, IntFormat))
 
 
 def fused_mx(rows: np.ndarray, fmt: ScaledFormat, rnd: ElementRounding, out: np.ndarray | None = None) -> Blocks | None:
@@ -284,7 +271,7 @@ def fused_absmax(
     two = fmt.tensor_scale is TensorScale.NVFP4
     level, work = (1, rows) if two else (0, rows)
     if two:
-        s_enc = rules.nvfp4_scale_from_amax(_finite_amax(_chunked(rows), rnd), fmt)
+        s_enc = rules.nvfp4_scale_from_amax(finite_amax(rows, rnd.target), fmt)
     elif per_tensor_mean:
         s_enc = _symmetric_scale(rows, None, fmt, rnd)[0]
         if not np.isfinite(s_enc):  # NaN or Inf in the tensor: all of it is NaN, as in the pipeline
@@ -362,15 +349,6 @@ def quantize_rows_device(rows, kernel: str, args: tuple, stream=0, out=None):
     return out
 
 
-def _finite_amax(rows: np.ndarray, rnd: ElementRounding) -> F32:
-    """Largest finite |x| of the tensor: one vectorised kernel pass gives each row's maximum, and
-    the host takes the largest. Pass long rows (`_chunked`): a loop per 16-element block costs
-    a third of the pass."""
-    bits = np.zeros(rows.shape[0], np.int64)
-    run("finite_amax", rnd.target, rows.shape[0], rows.view(np.int32), Out(bits))
-    return np.array([bits.max() if bits.size else 0], np.int64).astype(np.int32).view(np.float32)[0]
-
-
 def _amax(rows: np.ndarray, rnd: ElementRounding) -> F32:
     """Largest |x| of the tensor (NaN where it holds NaN or Inf): each row's in a kernel pass, then
     the largest on the host. Pass long rows (`_chunked`)."""
@@ -378,22 +356,6 @@ def _amax(rows: np.ndarray, rnd: ElementRounding) -> F32:
     run("amax_bits", Target.CPU, rows.shape[0], rows.view(np.int32), Out(bits))
     top = bits.max() if bits.size else 0
     return F32(np.nan) if top >= 0x7F800000 else np.array([top], np.int64).astype(np.int32).view(np.float32)[0]
-
-
-def abs_mean(rows: np.ndarray) -> np.ndarray:
-    """mean(|x|) of each row as float32: float64 sums over pieces of 4096 elements (a kernel pass,
-    see `abs_sum_loop` for the order), the pieces summed in order on the host, divided, then
-    rounded once."""
-    n = rows.shape[1]
-    if n == 0 or rows.shape[0] == 0:
-        return np.zeros(rows.shape[0], np.float32)
-    size = 4096 if n % 4096 == 0 else n
-    pieces = rows.reshape(-1, size)
-    sums = np.empty(pieces.shape[0], np.float64)
-    run("abs_sum", Target.CPU, pieces.shape[0], pieces, sums)
-    # In order (accumulate adds left to right), so the result does not depend on NumPy's pairwise sum.
-    total = np.add.accumulate(sums.reshape(rows.shape[0], -1), axis=1)[:, -1]
-    return (total / n).astype(np.float32)
 
 
 def _chunked(row: np.ndarray, size: int = 4096) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ...formats import CodebookFormat, DoubleQuant, FloatFormat, IntFormat, ScaledFormat, ScaleRule, TensorScale
-from ..kernels.dispatch import Out, Target, run
+from ..kernels.dispatch import Out, run
 from ..kernels.jit import threads_for
 from ..kernels.params import fast_params
 from ..kernels.rounding import Rounding
@@ -34,6 +34,7 @@ from ..kernels.scalar import KIND_FLOAT, KIND_INT, KIND_TABLE
 from . import scales as rules
 from .elements import saturating
 from .rows import Blocks, ElementRounding
+from .statistics import abs_mean
 
 F32 = np.float32
 # Elements per work item of the kernels: longer rows are cut (per-channel scales on one long row
@@ -254,19 +255,6 @@ def finite_tensor_amax(rows: np.ndarray, st: RowStats) -> F32:
         part = part[np.isfinite(part)]
         amax = max(amax, F32(part.max()) if part.size else F32(0))
     return F32(amax)
-
-
-def abs_mean(rows: np.ndarray) -> np.ndarray:
-    """mean(|x|) of each row as float32, by the steps of the pipeline's `blocks.abs_mean` (which
-    this module cannot import: blocks imports the fused paths): float64 sums over pieces of 4096
-    elements by the `abs_sum` kernel, the pieces summed in order on the host, divided, rounded once."""
-    n = rows.shape[1]
-    size = 4096 if n % 4096 == 0 else n
-    pieces = rows.reshape(-1, size)
-    sums = np.empty(pieces.shape[0], np.float64)
-    run("abs_sum", Target.CPU, pieces.shape[0], pieces, sums)
-    total = np.add.accumulate(sums.reshape(rows.shape[0], -1), axis=1)[:, -1]
-    return (total / n).astype(np.float32)
 
 
 def quantize_codebook(

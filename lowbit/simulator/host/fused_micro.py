@@ -5,17 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...formats import IntFormat, ScaledFormat, ScaleRule, TensorScale
+from ...formats import IntFormat, ScaledFormat, TensorScale
 from ..kernels.dispatch import Out, run
-from ..kernels.params import fast_params
 from ..kernels.rounding import Rounding
-from ..kernels.scalar import RULE_CEIL, RULE_EVEN, RULE_FLOOR, RULE_RCEIL
-from .elements import saturating
 from .rows import Blocks, ElementRounding
-
-F32 = np.float32
-_RULE_CODES = {ScaleRule.OCP_FLOOR: RULE_FLOOR, ScaleRule.CEIL: RULE_CEIL, ScaleRule.EVEN: RULE_EVEN}
-_RULE_CODES[ScaleRule.RCEIL] = RULE_RCEIL
+from .statistics import pow2_element_args
 
 
 def _micro_args(fmt: ScaledFormat, mode: Rounding) -> tuple | None:
@@ -26,21 +20,13 @@ def _micro_args(fmt: ScaledFormat, mode: Rounding) -> tuple | None:
         return None
     if not isinstance(fmt.element, IntFormat):  # ScaledFormat allows symmetric integers only
         return None
-    if fmt.rule not in _RULE_CODES or fmt.tensor_scale is not TensorScale.NONE:
+    if fmt.tensor_scale is not TensorScale.NONE:
         return None
-    f = fast_params(saturating(fmt.element), False)
-    if f is None:
+    args = pow2_element_args(fmt)
+    if args is None:
         return None
-    return (
-        _RULE_CODES[fmt.rule],
-        fmt.element_emax,
-        fmt.element_mantissa_bits,
-        F32(fmt.element_max),
-        F32(fmt.element_step),
-        fmt.micro.block,
-        fmt.micro.max_shift,
-        f,
-    )
+    *pow2, f = args
+    return (*pow2, fmt.micro.block, fmt.micro.max_shift, f)
 
 
 def fused_micro(

@@ -23,6 +23,7 @@ from ..kernels.search_scalar import LEVEL_NVFP4, LEVEL_ONE, PW_BLOCK
 from . import scales as rules
 from .elements import saturating
 from .rows import Blocks, ElementRounding
+from .statistics import finite_amax
 
 F32 = np.float32
 # Rows longer than this many elements are split into pieces on the CPU (one row alone would use
@@ -69,7 +70,7 @@ def fused_mse(
     level, kind, divide, elem_max, smin, smax, f, fs = args
     s_enc = F32(1)
     if level == LEVEL_NVFP4:
-        s_enc = rules.nvfp4_scale_from_amax(_finite_amax(rows, rnd.target), fmt)
+        s_enc = rules.nvfp4_scale_from_amax(finite_amax(rows, rnd.target), fmt)
     factors = np.array(fmt.search_factors, np.float32)
     out = np.empty_like(rows) if out is None else out
     scales = np.empty(rows.shape[0], np.float32)
@@ -80,15 +81,6 @@ def fused_mse(
         a = (level, kind, divide, elem_max, smin, smax, F32(s_enc), factors, f, fs)
         run("mse_rows", rnd.target, rows.shape[0], x, xb, *a, Out(out), Out(scales))
     return Blocks(out, None, scales[:, None], F32(F32(1) / s_enc) if level == LEVEL_NVFP4 else None)
-
-
-def _finite_amax(rows: np.ndarray, target: Target) -> F32:
-    """Largest finite |x| of the rows (the tensor amax of NVFP4's tensor scale), a kernel pass over
-    long pieces (a loop per 16-element row costs more than the pass)."""
-    work = rows.reshape(-1, 4096) if rows.size % 4096 == 0 and rows.size > 4096 else rows
-    bits = np.zeros(work.shape[0], np.int64)
-    run("finite_amax", target, work.shape[0], work.view(np.int32), Out(bits))
-    return np.array([bits.max() if bits.size else 0], np.int64).astype(np.int32).view(np.float32)[0]
 
 
 @functools.cache

@@ -19,11 +19,9 @@ from ..kernels.rounding import Rounding
 from .blocks import Layout
 from .elements import saturating
 from .scales import nvfp4_scale_from_amax
+from .statistics import finite_amax
 
 F32 = np.float32
-# Elements per row of the tensor amax pass: long rows keep its inner loop busy (a row per 16
-# columns, say, would cost a third of the pass in loop overhead).
-AMAX_ROW = 4096
 
 
 def tile_params(fmt: ScaledFormat, mode: Rounding) -> tuple[np.ndarray, np.ndarray] | None:
@@ -73,18 +71,3 @@ def fused_tiles(
     run("nv_tiles", target, scales.size, x, x.view(np.int32), *args, Out(values), Out(scales.reshape(-1)))
     result = values.reshape(moved.shape)
     return (result if last else np.moveaxis(result, -1, lay.axis)), scales
-
-
-def finite_amax(x: np.ndarray, target: Target) -> F32:
-    """Largest finite |x| of the C-contiguous array x (0 for none): the kernel's row maxima over
-    rows of AMAX_ROW elements (and one row for the rest), the largest taken on the host."""
-    flat = x.reshape(-1)
-    head = flat.size - flat.size % AMAX_ROW
-    parts = [flat[:head].reshape(-1, AMAX_ROW), flat[head:].reshape(1, -1)]
-    best = 0
-    for part in parts:
-        if part.size:
-            bits = np.zeros(part.shape[0], np.int64)
-            run("finite_amax", target, part.shape[0], part.view(np.int32), Out(bits))
-            best = max(best, int(bits.max()))
-    return np.array([best], np.int64).astype(np.int32).view(np.float32)[0]

@@ -195,6 +195,10 @@ def scale_terms(s, level, divide, post):
 def candidate_error(x, k, n, s, level, kind, divide, post, q, st):
     """Row k's sum of squared errors (NumPy's pairwise order) under candidate scale s."""
     div, den, enc = scale_terms(s, level, divide, post)
+    if n <= PW_BLOCK:  # one leaf (NVFP4's blocks): no walk
+        buf = st[4]
+        fill_terms(x, k, 0, n, TERM_SQ_ERROR, kind, div, den, enc, s, post, q, 0.0, buf)
+        return leaf_sum(buf, n)
     return pairwise_sum(x, k, 0, n, TERM_SQ_ERROR, kind, div, den, enc, s, post, q, 0.0, st)
 
 
