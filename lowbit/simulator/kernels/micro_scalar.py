@@ -20,6 +20,7 @@ from .scalar import (
     float_of_bits,
     pow2_exponent_one,
     quantize_finite_int,
+    span_amax_bits,
 )
 
 _INF_BITS = 0x7F800000
@@ -28,9 +29,7 @@ _INF_BITS = 0x7F800000
 def sub_shift(xb, k, lo, hi, e, max_shift):
     """The shift d of the sub-block of row k holding elements lo .. hi - 1 (the elements past the
     row count as zeros, so they are left out of its amax)."""
-    sb = 0
-    for j in range(lo, hi):
-        sb = max(sb, np.int64(xb[k, j]) & 0x7FFFFFFF)
+    sb = span_amax_bits(xb, k, lo, hi)
     e_sub = min(max(((sb >> 23) & 0xFF) - 127, -127), 127)
     return min(max(e - e_sub, 0), max_shift)
 
@@ -51,10 +50,7 @@ def micro_elements(x, xb, k, n, msub, e, enc, dec, inv_step, step, max_shift, q,
 
 def block_exponent(xb, k, n, rule, emax, mbits, max_pos):
     """(E, or 128 for a row holding NaN or Inf) of row k of n elements, as `scalar.mx_block`."""
-    # |x| orders like its bit pattern without the sign bit, and NaN/Inf sort above every number.
-    abits = 0
-    for i in range(n):
-        abits = max(abits, np.int64(xb[k, i]) & 0x7FFFFFFF)
+    abits = span_amax_bits(xb, k, 0, n)
     if abits >= _INF_BITS:
         return 128
     return pow2_exponent_one(abits, float_of_bits(abits), rule, emax, mbits, max_pos)

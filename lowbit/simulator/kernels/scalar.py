@@ -439,10 +439,7 @@ def float_of_bits(b):
 def mx_block(x, xb, k, rule, emax, mbits, max_pos, step, q, is_int, out, scales):
     """Quantize row k of x (xb: its int32 view) with a power-of-two block scale."""
     n = x.shape[1]
-    # |x| orders like its bit pattern without the sign bit, and NaN/Inf sort above every number.
-    abits = 0
-    for i in range(n):
-        abits = max(abits, np.int64(xb[k, i]) & 0x7FFFFFFF)
+    abits = row_amax_bits(xb, k)
     if abits >= 0x7F800000:  # NaN or Inf in the block
         for i in range(n):
             out[k, i] = math.nan
@@ -636,13 +633,19 @@ def absmax_enc(dec, level, post):
     return np.float32(0.0) if dec == 0 else np.float32(np.float32(1.0) / dec)
 
 
+def span_amax_bits(xb, k, lo, hi):
+    """Bit pattern of the largest |x| of xb[k, lo:hi] (the int32 view): |x| orders like its bit
+    pattern without the sign bit, and NaN and Inf (0x7F800000 and above) sort above every number.
+    int32 arithmetic: twice the lanes of int64 in a vector."""
+    m = np.int32(0)
+    for i in range(lo, hi):
+        m = max(m, xb[k, i] & np.int32(0x7FFFFFFF))
+    return np.int64(m)
+
+
 def row_amax_bits(xb, k):
-    """Bit pattern of the largest |x| of row k of the int32 view xb: |x| orders like its bit
-    pattern without the sign bit, and NaN and Inf (0x7F800000 and above) sort above every number."""
-    abits = 0
-    for i in range(xb.shape[1]):
-        abits = max(abits, np.int64(xb[k, i]) & 0x7FFFFFFF)
-    return abits
+    """`span_amax_bits` of all of row k."""
+    return span_amax_bits(xb, k, 0, xb.shape[1])
 
 
 def amax_bits_rows(lo, hi, xb, out):
@@ -871,11 +874,11 @@ def absmax_grid_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, 
 
 def finite_amax_row(xb, k):
     """Bit pattern of the largest finite |x| in row k of the int32 view xb (0 for none)."""
-    m = 0
+    m = np.int32(0)
     for i in range(xb.shape[1]):
-        b = np.int64(xb[k, i]) & 0x7FFFFFFF
-        m = max(m, b if b < 0x7F800000 else 0)
-    return m
+        b = xb[k, i] & np.int32(0x7FFFFFFF)
+        m = max(m, b if b < np.int32(0x7F800000) else np.int32(0))
+    return np.int64(m)
 
 
 def finite_amax_loop(xb, out):
@@ -925,9 +928,7 @@ def nv_chunks_rows(first, last, x, xb, elem_max, s_enc, f, fs, out, scales):
     for lo in range(first, last, NV_CHUNK):
         hi = min(lo + NV_CHUNK, last)
         for kb in range(lo, hi):
-            abits = 0
-            for i in range(n):
-                abits = max(abits, np.int64(xb[kb, i]) & 0x7FFFFFFF)
+            abits = span_amax_bits(xb, kb, 0, NV_BLOCK) if n == NV_BLOCK else span_amax_bits(xb, kb, 0, n)
             bad[kb - lo] = abits >= 0x7F800000
             amax[kb - lo] = float_of_bits(abits) if abits < 0x7F800000 else np.float32(0.0)
         for j in range(hi - lo):
@@ -1043,6 +1044,7 @@ SCALAR_FUNCTIONS = (
     absmax_post,
     absmax_dec,
     absmax_enc,
+    span_amax_bits,
     row_amax_bits,
     absmax_scale,
     nan_row,

@@ -25,6 +25,7 @@ from .scalar import (
     float_of_bits,
     quantize_fast_float,
     quantize_fast_int,
+    span_amax_bits,
 )
 
 # What a pairwise sum adds up: squared errors of a candidate's values, |x|, or |x| above a threshold.
@@ -160,14 +161,6 @@ def pairwise_sum(x, k, lo, n, what, kind, div, den, enc, dec, post, q, delta, st
     return ret
 
 
-def row_amax_bits(xb, k, lo, n):
-    """Largest |x| bit pattern of row k's elements lo .. lo + n - 1 (0x7F800000 and up: NaN or Inf)."""
-    m = 0
-    for i in range(lo, lo + n):
-        m = max(m, np.int64(xb[k, i]) & 0x7FFFFFFF)
-    return m
-
-
 def candidate_scale(amax, factor, level, elem_max, smin, smax, s_over, qs):
     """A candidate's scale: one level, (amax * f) / max(element) clamped to [smin, smax] where
     those are positive and rounded to the scale format where qs[F_SPLIT] > 0; NVFP4, the scale
@@ -220,7 +213,7 @@ def mse_row(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, factors,
     """Row k quantized with the candidate scale of least squared error (the first on ties; a
     candidate equal to the one before it repeats its error and is skipped). NaN or Inf: NaN."""
     n = x.shape[1]
-    abits = row_amax_bits(xb, k, 0, n)
+    abits = span_amax_bits(xb, k, 0, n)
     if abits >= 0x7F800000:
         nan_row(k, n, out, scales)
         return
@@ -259,7 +252,7 @@ def twn_row(x, xb, k, chunk, t_neg, t_zero, t_pos, out, scales, st):
     """TWN of row k: delta = 0.7 * float32(sum|x| / n); alpha = float32(sum of |x| above delta /
     their count), 0 where none is; values table[sign] * alpha, 0 below delta. NaN or Inf: NaN."""
     n = x.shape[1]
-    if row_amax_bits(xb, k, 0, n) >= 0x7F800000:
+    if span_amax_bits(xb, k, 0, n) >= 0x7F800000:
         nan_row(k, n, out, scales)
         return
     delta = np.float32(np.float32(0.7) * np.float32(chunked_sum(x, k, 0, n, TERM_ABS, 0.0, chunk, st) / n))
@@ -321,7 +314,7 @@ def mse_rows_loop(x, xb, level, kind, divide, elem_max, smin, smax, s_enc, facto
         amax = np.empty(m, np.float32)
         bits = np.empty(m, np.int64)
         for j in range(m):
-            bits[j] = row_amax_bits(xb, k0 + j, 0, n)
+            bits[j] = span_amax_bits(xb, k0 + j, 0, n)
             amax[j] = float_of_bits(bits[j]) if bits[j] < 0x7F800000 else np.float32(0.0)
         cands = np.empty((factors.size, m), np.float32)
         for c in range(factors.size):
@@ -355,7 +348,7 @@ def twn_rows_loop(x, xb, chunk, t_neg, t_zero, t_pos, out, scales):
 def amax_pieces_loop(xb, prow, plo, pn, out):
     """Largest |x| bit pattern of each piece (row prow[p], elements plo[p] .. plo[p] + pn[p] - 1)."""
     for p in prange(prow.size):
-        out[p] = row_amax_bits(xb, prow[p], plo[p], pn[p])
+        out[p] = span_amax_bits(xb, prow[p], plo[p], plo[p] + pn[p])
 
 
 def mse_pieces_loop(x, prow, plo, pn, level, kind, divide, post, cands, active, f, errs):
@@ -428,7 +421,6 @@ SCALAR_FUNCTIONS = (
     sq_terms_mul,
     leaf_sum,
     pairwise_sum,
-    row_amax_bits,
     candidate_scale,
     scale_terms,
     candidate_error,
