@@ -311,13 +311,12 @@ _KIND_DRIVERS = {
 
 def _launch_absmax(rnd: ElementRounding, rows: np.ndarray, args: tuple, out, scales) -> None:
     """Run the fused absmax kernel on `_absmax_args`'s arguments: on CUDA one kernel for every
-    element kind; on the CPU the kind's driver, which takes neither the kind nor, except for
-    codebooks, the table arguments."""
+    element kind; on the CPU the kind's driver, which takes all but the kind."""
     if rnd.target is Target.CUDA:
         _launch("absmax", rnd, rows, args, out, scales)
         return
     level, kind, *rest = args
-    _launch(_KIND_DRIVERS[kind], rnd, rows, (level, *(rest if kind == KIND_TABLE else rest[:-2])), out, scales)
+    _launch(_KIND_DRIVERS[kind], rnd, rows, (level, *rest), out, scales)
 
 
 def device_rows_kernel(fmt: ScaledFormat, mode: Rounding, tensor_amax: float | None) -> tuple[str, tuple] | None:

@@ -16,7 +16,16 @@ import numba
 from . import dot_scalar, engine_scalar
 from .jit import cpu_device, cpu_function, cpu_parallel, cpu_rows
 from .modules import KERNEL_MODULES, module_namespace
-from .scalar import CALLED_FUNCTIONS, CPU_LOOPS, ROW_FUNCTIONS, make_kernels, retarget
+from .scalar import (
+    ABSMAX_KIND_ROWS,
+    CALLED_FUNCTIONS,
+    CPU_LOOPS,
+    ROW_FUNCTIONS,
+    absmax_kind_rows,
+    make_kernels,
+    retarget,
+    retarget_builds,
+)
 
 # Ranges per thread: several, so that a thread slowed by another process leaves its share to the
 # others, and few, since each range is one call from Python (microseconds).
@@ -64,10 +73,12 @@ class RowDriver:
 @functools.cache
 def cpu_drivers() -> SimpleNamespace:
     """The drivers compiled for the CPU (built on first use; compiled code is cached on disk). The
-    row functions of `scalar.ROW_FUNCTIONS` are `RowDriver`s named without their `_rows` suffix."""
+    row functions of `scalar.ROW_FUNCTIONS` and the builds `scalar.ABSMAX_KIND_ROWS` are `RowDriver`s
+    named without their `_rows` suffix."""
     namespace = make_kernels(cpu_device, prange=numba.prange)
     retarget(CALLED_FUNCTIONS, cpu_rows, namespace)
     rows = retarget(ROW_FUNCTIONS, cpu_rows, namespace)
+    rows.update(retarget_builds(absmax_kind_rows, ABSMAX_KIND_ROWS, cpu_rows, namespace))
     loops = retarget(CPU_LOOPS, cpu_parallel, namespace)
     for module in KERNEL_MODULES:
         ns = module_namespace(module, namespace, prange=numba.prange)

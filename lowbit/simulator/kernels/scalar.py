@@ -700,8 +700,9 @@ def absmax_den(dec, post, level):
     return np.float32(dec * post) if level == ABS_NV_TWO_LEVEL else dec
 
 
-# Elements of row k of x under the absmax scale (dec, enc, post), one function per element kind.
-def absmax_int_elements(x, k, level, divide, dec, enc, post, q, out):
+# Elements of row k of x under the absmax scale (dec, enc, post), one function per element kind, all
+# with one signature (each takes what its kind needs) so that one row function serves them all.
+def absmax_int_elements(x, k, level, divide, bounded, dec, enc, post, q, mids, table, out):
     """Integer elements."""
     if absmax_divides(divide, enc):
         den = absmax_den(dec, post, level)
@@ -720,7 +721,7 @@ def absmax_float_bounded(level, smax, qs):
     return level == ABS_NV_TWO_LEVEL or (level == ABS_ONE_LEVEL and smax <= 0 and qs[F_SPLIT] == 0)
 
 
-def absmax_float_elements(x, k, level, divide, bounded, dec, enc, post, q, out):
+def absmax_float_elements(x, k, level, divide, bounded, dec, enc, post, q, mids, table, out):
     """Float elements (`bounded`: `absmax_float_bounded`)."""
     if absmax_divides(divide, enc):  # x / scale (torchao's single level): the full path
         den = absmax_den(dec, post, level)
@@ -737,7 +738,7 @@ def absmax_float_elements(x, k, level, divide, bounded, dec, enc, post, q, out):
             out[k, i] = np.float32(np.float32(r * dec) * post)
 
 
-def absmax_table_elements(x, k, level, divide, dec, enc, post, q, mids, table, out):
+def absmax_table_elements(x, k, level, divide, bounded, dec, enc, post, q, mids, table, out):
     """Codebook elements (`q[0]` flags a midpoint at exactly 0, `q[1]` is its index)."""
     div = absmax_divides(divide, enc)
     if not div and mids.size == 16:
@@ -753,7 +754,7 @@ def absmax_table_elements(x, k, level, divide, dec, enc, post, q, mids, table, o
         out[k, i] = np.float32(np.float32(r * dec) * post)
 
 
-def absmax_grid_elements(x, k, level, divide, dec, enc, post, q, out):
+def absmax_grid_elements(x, k, level, divide, bounded, dec, enc, post, q, mids, table, out):
     """Grid elements."""
     div = absmax_divides(divide, enc)
     den = absmax_den(dec, post, level)
@@ -773,14 +774,15 @@ def absmax_block(x, xb, k, level, kind, divide, elem_max, smin, smax, s_enc, f, 
         nan_row(k, out, scales)
         return
     scales[k] = dec
+    b = absmax_float_bounded(level, smax, qs)
     if kind == KIND_TABLE:
-        absmax_table_elements(x, k, level, divide, dec, enc, post, q, mids, table, out)
+        absmax_table_elements(x, k, level, divide, b, dec, enc, post, q, mids, table, out)
     elif kind == KIND_GRID:
-        absmax_grid_elements(x, k, level, divide, dec, enc, post, q, out)
+        absmax_grid_elements(x, k, level, divide, b, dec, enc, post, q, mids, table, out)
     elif kind == KIND_INT:
-        absmax_int_elements(x, k, level, divide, dec, enc, post, q, out)
+        absmax_int_elements(x, k, level, divide, b, dec, enc, post, q, mids, table, out)
     else:
-        absmax_float_elements(x, k, level, divide, absmax_float_bounded(level, smax, qs), dec, enc, post, q, out)
+        absmax_float_elements(x, k, level, divide, b, dec, enc, post, q, mids, table, out)
 
 
 # ----- CPU row functions over a range of rows (see ROW_FUNCTIONS) -------------------------------
@@ -795,27 +797,13 @@ def rows_per_chunk(n):
     return max(1, ROWS_CHUNK // max(n, 1))
 
 
-def absmax_int_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, f, fs, out, scales):
-    """Rows lo to hi - 1 of x (xb: its int32 view) with an absmax scale and integer elements."""
-    q = fast_tuple(f)
-    post = absmax_post(level, s_enc)
-    per = rows_per_chunk(x.shape[1])
-    dec = np.empty(per, np.float32)
-    enc = np.empty(per, np.float32)
-    for c in range(lo, hi, per):
-        top = min(c + per, hi)
-        absmax_scales(c, top, xb, level, elem_max, smin, smax, s_enc, fs, dec, enc)
-        for k in range(c, top):
-            d = dec[k - c]
-            if d != d:
-                nan_row(k, out, scales)
-                continue
-            scales[k] = d
-            absmax_int_elements(x, k, level, divide, d, enc[k - c], post, q, out)
+# Stands for one of the absmax_*_elements functions in each build of absmax_kind_rows.
+kind_elements = None
 
 
-def absmax_float_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, f, fs, out, scales):
-    """Rows lo to hi - 1 of x (xb: its int32 view) with an absmax scale and float elements."""
+def absmax_kind_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
+    """Rows lo to hi - 1 of x (xb: its int32 view) with an absmax scale and the elements of one
+    kind: `kind_elements`, which each build of this function binds (ABSMAX_KIND_ROWS)."""
     q = fast_tuple(f)
     post = absmax_post(level, s_enc)
     bounded = absmax_float_bounded(level, smax, fast_tuple(fs))
@@ -831,45 +819,17 @@ def absmax_float_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc,
                 nan_row(k, out, scales)
                 continue
             scales[k] = d
-            absmax_float_elements(x, k, level, divide, bounded, d, enc[k - c], post, q, out)
+            kind_elements(x, k, level, divide, bounded, d, enc[k - c], post, q, mids, table, out)
 
 
-def absmax_table_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, f, fs, mids, table, out, scales):
-    """Rows lo to hi - 1 of x (xb: its int32 view) with an absmax scale and codebook elements."""
-    q = fast_tuple(f)
-    post = absmax_post(level, s_enc)
-    per = rows_per_chunk(x.shape[1])
-    dec = np.empty(per, np.float32)
-    enc = np.empty(per, np.float32)
-    for c in range(lo, hi, per):
-        top = min(c + per, hi)
-        absmax_scales(c, top, xb, level, elem_max, smin, smax, s_enc, fs, dec, enc)
-        for k in range(c, top):
-            d = dec[k - c]
-            if d != d:
-                nan_row(k, out, scales)
-                continue
-            scales[k] = d
-            absmax_table_elements(x, k, level, divide, d, enc[k - c], post, q, mids, table, out)
-
-
-def absmax_grid_rows(lo, hi, x, xb, level, divide, elem_max, smin, smax, s_enc, f, fs, out, scales):
-    """Rows lo to hi - 1 of x (xb: its int32 view) with an absmax scale and grid elements."""
-    q = fast_tuple(f)
-    post = absmax_post(level, s_enc)
-    per = rows_per_chunk(x.shape[1])
-    dec = np.empty(per, np.float32)
-    enc = np.empty(per, np.float32)
-    for c in range(lo, hi, per):
-        top = min(c + per, hi)
-        absmax_scales(c, top, xb, level, elem_max, smin, smax, s_enc, fs, dec, enc)
-        for k in range(c, top):
-            d = dec[k - c]
-            if d != d:
-                nan_row(k, out, scales)
-                continue
-            scales[k] = d
-            absmax_grid_elements(x, k, level, divide, d, enc[k - c], post, q, out)
+# The builds of absmax_kind_rows: row function name -> the element function it binds as
+# kind_elements. Each compiles alone (a study compiles only the kinds its formats use).
+ABSMAX_KIND_ROWS = {
+    "absmax_int_rows": "absmax_int_elements",
+    "absmax_float_rows": "absmax_float_elements",
+    "absmax_table_rows": "absmax_table_elements",
+    "absmax_grid_rows": "absmax_grid_elements",
+}
 
 
 def finite_amax_row(xb, k):
@@ -1065,10 +1025,6 @@ SCALAR_FUNCTIONS = (
 # format uses it. Their element steps are the scalar functions CUDA's drivers call per row.
 ROW_FUNCTIONS = (
     mx_rows,
-    absmax_int_rows,
-    absmax_float_rows,
-    absmax_table_rows,
-    absmax_grid_rows,
     nv_chunks_rows,
     amax_bits_rows,
 )
@@ -1084,6 +1040,20 @@ def retarget(functions, jit: Callable[[Callable], Callable], namespace: dict) ->
         clone = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__)
         clone.__qualname__, clone.__module__, clone.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
         compiled[fn.__name__] = namespace[fn.__name__] = jit(clone)
+    return compiled
+
+
+def retarget_builds(
+    fn, builds: dict[str, str], jit: Callable[[Callable], Callable], namespace: dict
+) -> dict[str, Callable]:
+    """Compile one build of `fn` per entry of `builds` (its name -> the compiled function its
+    global `kind_elements` names), each under its own name, so that each caches on its own."""
+    compiled: dict[str, Callable] = {}
+    for name, bound in builds.items():
+        own = {**namespace, "kind_elements": namespace[bound]}
+        clone = FunctionType(fn.__code__, own, name, fn.__defaults__)
+        clone.__qualname__, clone.__module__, clone.__doc__ = name, fn.__module__, fn.__doc__
+        compiled[name] = namespace[name] = jit(clone)
     return compiled
 
 
