@@ -28,8 +28,8 @@ POW2_RULES = {
 def finite_amax(x: np.ndarray, target: Target) -> F32:
     """Largest finite |x| of the array (0 for none): the kernel's row maxima over rows of
     PASS_ROW elements (and one row for the rest), the largest taken on the host. A C-contiguous
-    array is read in place; any other is copied once."""
-    flat = x.reshape(-1)
+    array is read in place; any other is copied once, so the kernel sees one layout."""
+    flat = np.ascontiguousarray(x).reshape(-1)
     head = flat.size - flat.size % PASS_ROW
     best = 0
     for part in (flat[:head].reshape(-1, PASS_ROW), flat[head:].reshape(1, -1)):

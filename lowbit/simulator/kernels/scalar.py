@@ -639,7 +639,7 @@ def span_amax_bits(xb, k, lo, hi):
     int32 arithmetic: twice the lanes of int64 in a vector."""
     m = np.int32(0)
     for i in range(lo, hi):
-        m = max(m, xb[k, i] & np.int32(0x7FFFFFFF))
+        m = max(m, np.int32(xb[k, i] & np.int32(0x7FFFFFFF)))  # Numba widens the & to int64: back to int32
     return np.int64(m)
 
 
@@ -836,7 +836,7 @@ def finite_amax_row(xb, k):
     """Bit pattern of the largest finite |x| in row k of the int32 view xb (0 for none)."""
     m = np.int32(0)
     for i in range(xb.shape[1]):
-        b = xb[k, i] & np.int32(0x7FFFFFFF)
+        b = np.int32(xb[k, i] & np.int32(0x7FFFFFFF))
         m = max(m, b if b < np.int32(0x7F800000) else np.int32(0))
     return np.int64(m)
 
@@ -875,7 +875,7 @@ def nv_chunks_rows(first, last, x, xb, elem_max, s_enc, f, fs, out, scales):
     """NVFP4 two-level on the CPU, blocks first to last - 1 (rows of x) a chunk at a time: the amax
     of every block first, then all their scales in one loop over blocks (which vectorises, where a
     scale per block in between element loops cannot), then the elements. The same scalar steps as
-    `absmax_float_rows`."""
+    the float build of `absmax_kind_rows`."""
     q = fast_tuple(f)
     qs = fast_tuple(fs)
     post = np.float32(np.float32(1.0) / s_enc)
@@ -902,7 +902,7 @@ def nv_chunks_rows(first, last, x, xb, elem_max, s_enc, f, fs, out, scales):
                 for i in range(n):
                     out[kb, i] = math.nan
                 scales[kb] = math.nan
-            elif e > np.float32(3.4028234663852886e38):  # no float32 reciprocal: divide, as absmax_float_rows
+            elif e > np.float32(3.4028234663852886e38):  # no float32 reciprocal: divide, as absmax_kind_rows
                 scales[kb] = d
                 den = np.float32(d * post)
                 for i in range(n):
@@ -1021,8 +1021,9 @@ SCALAR_FUNCTIONS = (
 )
 # CPU functions f(lo, hi, *args) over a range of rows, each a unit of compilation (not inlined, not
 # parallel), run over ranges of all the rows on worker threads (`cpu.RowDriver`): that spares
-# Numba's parallel lowering (seconds per driver), and each element kind compiles only where a
-# format uses it. Their element steps are the scalar functions CUDA's drivers call per row.
+# Numba's parallel lowering (seconds per driver). The absmax builds (ABSMAX_KIND_ROWS) are row
+# functions too, one per element kind, each compiled only where a format uses it. Their element
+# steps are the scalar functions CUDA's drivers call per row.
 ROW_FUNCTIONS = (
     mx_rows,
     nv_chunks_rows,
